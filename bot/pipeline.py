@@ -1,0 +1,94 @@
+"""The query pipeline, assembled in one place so the whole flow reads in one screen.
+
+    question ─► text_embedder ─► dense_retriever (FAISS) ─┐
+            └─────────────────► bm25_retriever ───────────┴► joiner (reciprocal rank fusion) ─► reader
+
+BM25 is there because names such as "Ahrar al-Sham" or "Jaysh al Fateh" are lexical: a small sentence
+embedder knows little about them, an exact-term match knows exactly.
+"""
+
+from __future__ import annotations
+
+from haystack import Pipeline
+from haystack.components.joiners import DocumentJoiner
+from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
+from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever
+from haystack_integrations.document_stores.faiss import FAISSDocumentStore
+
+from bot.config import Settings
+from bot.models import embedder_model, onnx_file, reader_model
+from bot.reader import QabotReader
+
+# Answers per question the reader hands back before our own de-duplication and alternatives.
+READER_TOP_K = 8
+
+
+def build_reader(settings: Settings) -> QabotReader:
+    """The reader as configured: ONNX int8 fast path or the plain PyTorch model."""
+    reader = settings.reader
+    return QabotReader(
+        model=reader_model(settings),
+        backend=reader.backend,
+        onnx_path=onnx_file(settings) if reader.backend == "onnx" else None,
+        null_relative_scores=reader.null_relative_scores,
+        top_k=READER_TOP_K,
+        max_seq_length=reader.max_seq_length,
+        stride=reader.stride,
+        calibration_factor=reader.calibration_factor,
+        no_answer=False,
+        answers_per_seq=READER_TOP_K,
+    )
+
+
+def bm25_store_from(faiss_store: FAISSDocumentStore) -> InMemoryDocumentStore:
+    """A BM25 view over the same chunks (embeddings left out: BM25 doesn't need them)."""
+    store = InMemoryDocumentStore(bm25_algorithm="BM25Plus")
+    refill_bm25_store(store, faiss_store)
+    return store
+
+
+def refill_bm25_store(store: InMemoryDocumentStore, faiss_store: FAISSDocumentStore) -> None:
+    from dataclasses import replace
+
+    existing = [doc.id for doc in store.filter_documents()]
+    if existing:
+        store.delete_documents(existing)
+    store.write_documents([replace(doc, embedding=None) for doc in faiss_store.filter_documents()])
+
+
+def build_query_pipeline(
+    settings: Settings, faiss_store: FAISSDocumentStore, bm25_store: InMemoryDocumentStore
+) -> Pipeline:
+    """Embed → FAISS top-k (+ BM25 top-k) → reciprocal rank fusion → extractive reader."""
+    retrieval = settings.retrieval
+    pipeline = Pipeline()
+    pipeline.add_component(
+        "text_embedder",
+        SentenceTransformersTextEmbedder(model=embedder_model(settings), normalize_embeddings=True, progress_bar=False),
+    )
+    pipeline.add_component(
+        "dense_retriever", FAISSEmbeddingRetriever(document_store=faiss_store, top_k=retrieval.dense_top_k)
+    )
+    pipeline.add_component(
+        "joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=retrieval.top_k, sort_by_score=True)
+    )
+    pipeline.add_component("reader", build_reader(settings))
+    pipeline.connect("text_embedder.embedding", "dense_retriever.query_embedding")
+    pipeline.connect("dense_retriever.documents", "joiner.documents")
+    if retrieval.bm25_top_k > 0:
+        pipeline.add_component(
+            "bm25_retriever", InMemoryBM25Retriever(document_store=bm25_store, top_k=retrieval.bm25_top_k)
+        )
+        pipeline.connect("bm25_retriever.documents", "joiner.documents")
+    pipeline.connect("joiner.documents", "reader.documents")
+    return pipeline
+
+
+def pipeline_inputs(pipeline: Pipeline, question: str) -> dict[str, dict[str, str]]:
+    """The run() inputs for one question: every entry point receives the question text."""
+    inputs = {"text_embedder": {"text": question}, "reader": {"query": question}}
+    if "bm25_retriever" in pipeline.graph.nodes:
+        inputs["bm25_retriever"] = {"query": question}
+    return inputs
