@@ -79,6 +79,14 @@ class QAService:
             self._reload_if_index_changed()
             return [self._cached_answer(q) for q in cleaned]
 
+    def answer_with_passages(self, question: str) -> tuple[Answer, list[Document]]:
+        """Answer without the cache and also return the passages the reader saw (for evaluation)."""
+        question = self.validate_question(question)
+        with self._lock:
+            self._reload_if_index_changed()
+            result = self._pipeline.run(pipeline_inputs(self._pipeline, question), include_outputs_from={"joiner"})
+        return self._to_answer(question, result["reader"]["answers"]), result["joiner"]["documents"]
+
     # -- internals ----------------------------------------------------------------------------------------
 
     def _cached_answer(self, question: str) -> Answer:

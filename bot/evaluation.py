@@ -1,0 +1,101 @@
+"""``qabot eval``: score the whole service (retrieval + reader + no-answer rule) on a SQuAD-format file.
+
+Answerable questions are scored with the official SQuAD v1.1 exact match and token F1 (best over the gold
+answers). Unanswerable questions (``is_impossible: true`` or no answers, SQuAD 2.0 style) count as correct
+only when the service says the article doesn't say. Retrieval recall@k asks whether any gold answer text
+occurs in the passages handed to the reader.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.answer import Answer
+from bot.answering import QAService
+from bot.errors import QabotError
+from bot.squad_metrics import best_over_golds, exact_match, token_f1
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    qid: str
+    question: str
+    golds: tuple[str, ...]  # empty for an unanswerable question
+
+
+@dataclass
+class EvalReport:
+    answerable: int = 0
+    unanswerable: int = 0
+    exact_match: float = 0.0  # over answerable questions, percent
+    f1: float = 0.0  # over answerable questions, percent
+    no_answer_accuracy: float = 0.0  # answered-vs-abstained decision over all questions, percent
+    abstained_on_answerable: int = 0
+    answered_unanswerable: int = 0
+    retrieval_recall: float = 0.0  # percent of answerable questions whose gold text was retrieved
+    retrieval_top_k: int = 0
+    per_question: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "per_question"}
+
+
+def load_questions(path: Path) -> list[EvalQuestion]:
+    """Read a SQuAD v1.1/v2.0 JSON file into a flat list of questions."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+        return [
+            EvalQuestion(
+                qid=str(qa["id"]),
+                question=qa["question"],
+                golds=() if qa.get("is_impossible") else tuple(a["text"] for a in qa.get("answers", [])),
+            )
+            for article in data
+            for paragraph in article["paragraphs"]
+            for qa in paragraph["qas"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise QabotError(f"cannot read SQuAD-format questions from {path}: {error}") from error
+
+
+def evaluate(service: QAService, questions: list[EvalQuestion]) -> EvalReport:
+    """Ask every question through the real service and score the answers."""
+    report = EvalReport(retrieval_top_k=service.settings.retrieval.top_k)
+    em_sum = f1_sum = recall_hits = decision_hits = 0.0
+    for item in questions:
+        answer, passages = service.answer_with_passages(item.question)
+        row = _score(item, answer)
+        if item.golds:
+            report.answerable += 1
+            em_sum += row["em"]
+            f1_sum += row["f1"]
+            retrieved = any(gold in (doc.content or "") for doc in passages for gold in item.golds)
+            recall_hits += retrieved
+            row["retrieved"] = retrieved
+            report.abstained_on_answerable += not answer.answered
+        else:
+            report.unanswerable += 1
+            report.answered_unanswerable += answer.answered
+        decision_hits += answer.answered == bool(item.golds)
+        report.per_question.append(row)
+    if report.answerable:
+        report.exact_match = 100 * em_sum / report.answerable
+        report.f1 = 100 * f1_sum / report.answerable
+        report.retrieval_recall = 100 * recall_hits / report.answerable
+    if questions:
+        report.no_answer_accuracy = 100 * decision_hits / len(questions)
+    return report
+
+
+def _score(item: EvalQuestion, answer: Answer) -> dict:
+    row = {"id": item.qid, "question": item.question, "prediction": answer.text, "score": round(answer.score, 4)}
+    if item.golds:
+        prediction = answer.text or ""
+        row["golds"] = list(item.golds)
+        row["em"] = best_over_golds(exact_match, prediction, item.golds)
+        row["f1"] = best_over_golds(token_f1, prediction, item.golds)
+    else:
+        row["correct_abstention"] = not answer.answered
+    return row

@@ -1,0 +1,47 @@
+"""config.yaml validation and environment overrides."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+
+
+def test_shipped_config_matches_defaults():
+    assert load_settings(DEFAULT_CONFIG_PATH, environ={}) == Settings()
+
+
+def test_missing_file_means_defaults(tmp_path: Path):
+    assert load_settings(tmp_path / "absent.yaml", environ={}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("reader: {backend: gpu}", "reader.backend"),
+        ("retrieval: {top_k: 0}", "retrieval.top_k"),
+        ("chunking: {sentences_per_chunk: 2, overlap_sentences: 2}", "overlap_sentences must be smaller"),
+        ("telegram: {base_url: ftp://x}", "telegram.base_url"),
+        ("unknown_section: 1", "unknown_section"),
+        ("- a list", "must be a mapping"),
+        ("reader: [unclosed", "cannot read config"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, yaml_text: str, message: str):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, environ={})
+
+
+def test_environment_overrides_base_url(tmp_path: Path):
+    path = tmp_path / "config.yaml"
+    path.write_text("telegram: {mode: polling}")
+    settings = load_settings(path, environ={"TELEGRAM_BASE_URL": "http://127.0.0.1:9000/bot"})
+    assert settings.telegram.base_url == "http://127.0.0.1:9000/bot"
+
+
+def test_qabot_config_variable_selects_file(tmp_path: Path):
+    path = tmp_path / "other.yaml"
+    path.write_text("answers: {alternatives: 0}")
+    assert load_settings(environ={"QABOT_CONFIG": str(path)}).answers.alternatives == 0

@@ -1,0 +1,170 @@
+"""Evaluate a reader checkpoint or export on the held-out SQuAD articles; print a table, write metrics.json.
+
+* Exact match and token F1 with the official SQuAD v1.1 normalisation, over the by-article validation split
+  (best span over all windows of a paragraph, at most ``max_answer_tokens`` long — standard post-processing).
+* No-answer precision/recall on held-out negatives (validation questions paired with a paragraph of another
+  validation article): the reader abstains when its [CLS] null score beats the best span.
+
+    python -m training.evaluate_reader models/reader --out models/reader/metrics.json
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import torch
+import typer
+from tqdm import tqdm
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+from bot.squad_metrics import best_over_golds, exact_match, token_f1
+from training.features import Feature, WindowSettings, build_features
+from training.squad_data import DEFAULT_SQUAD_PATH, QAExample, load_articles, make_negatives, split_by_article
+
+
+@dataclass(frozen=True)
+class Prediction:
+    text: str
+    span_score: float  # start + end logit of the best span
+    null_score: float  # start + end logit at [CLS], smallest over the example's windows
+
+
+def validation_examples(squad: Path, sample: int | None, seed: int) -> tuple[list[QAExample], list[QAExample]]:
+    """Held-out positives (optionally a seeded sample) and as many held-out negatives as half of them."""
+    split = split_by_article(load_articles(squad))
+    positives = split.validation
+    if sample is not None and sample < len(positives):
+        positives = random.Random(seed).sample(positives, sample)
+    negatives = make_negatives(split.validation, max(1, len(positives) // 2), seed=seed + 7)
+    return positives, negatives
+
+
+def run_logits(model, features: list[Feature], batch_size: int, pad_id: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Start/end logits per window, batched by length so padding stays small."""
+    order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
+    results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(features)
+    for begin in tqdm(range(0, len(order), batch_size), desc="reader", mininterval=5):
+        indices = order[begin : begin + batch_size]
+        width = max(len(features[i].input_ids) for i in indices)
+        input_ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(indices), width), dtype=torch.long)
+        for row, i in enumerate(indices):
+            length = len(features[i].input_ids)
+            input_ids[row, :length] = torch.tensor(features[i].input_ids)
+            mask[row, :length] = 1
+        with torch.inference_mode():
+            output = model(input_ids=input_ids, attention_mask=mask)
+        for row, i in enumerate(indices):
+            length = len(features[i].input_ids)
+            results[i] = (output.start_logits[row, :length].float().numpy(), output.end_logits[row, :length].float().numpy())
+    return results  # type: ignore[return-value]
+
+
+def predict(
+    examples: list[QAExample], features: list[Feature], logits, max_answer_tokens: int, n_best: int = 20
+) -> list[Prediction]:
+    """Best span per example across its windows, and its smallest null score."""
+    best: dict[int, Prediction] = {}
+    for feature, (start, end) in zip(features, logits, strict=True):
+        context = [i for i, span in enumerate(feature.offsets) if span is not None]
+        null = float(start[0] + end[0])
+        starts = sorted(context, key=lambda i: start[i], reverse=True)[:n_best]
+        ends = sorted(context, key=lambda i: end[i], reverse=True)[:n_best]
+        candidate = None
+        for s in starts:
+            for e in ends:
+                if e < s or e - s + 1 > max_answer_tokens:
+                    continue
+                score = float(start[s] + end[e])
+                if candidate is None or score > candidate[0]:
+                    candidate = (score, s, e)
+        previous = best.get(feature.example_index)
+        null_score = min(null, previous.null_score) if previous else null
+        if candidate is None:
+            if previous is None:
+                best[feature.example_index] = Prediction("", -1e9, null_score)
+            else:
+                best[feature.example_index] = Prediction(previous.text, previous.span_score, null_score)
+            continue
+        score, s, e = candidate
+        text = examples[feature.example_index].context[feature.offsets[s][0] : feature.offsets[e][1]]
+        if previous is None or score > previous.span_score:
+            best[feature.example_index] = Prediction(text, score, null_score)
+        else:
+            best[feature.example_index] = Prediction(previous.text, previous.span_score, null_score)
+    return [best[i] for i in range(len(examples))]
+
+
+def score(
+    positives: list[QAExample], negatives: list[QAExample], predictions: list[Prediction], null_margin: float = 0.0
+) -> dict:
+    """SQuAD EM/F1 on positives; no-answer precision/recall over positives + negatives."""
+    pos_preds, neg_preds = predictions[: len(positives)], predictions[len(positives) :]
+    em = 100 * np.mean([best_over_golds(exact_match, p.text, ex.answers) for ex, p in zip(positives, pos_preds)])
+    f1 = 100 * np.mean([best_over_golds(token_f1, p.text, ex.answers) for ex, p in zip(positives, pos_preds)])
+
+    def abstains(p: Prediction) -> bool:
+        return p.null_score - p.span_score > null_margin
+
+    true_abstain = sum(abstains(p) for p in neg_preds)
+    false_abstain = sum(abstains(p) for p in pos_preds)
+    predicted = true_abstain + false_abstain
+    return {
+        "questions": len(positives),
+        "negatives": len(negatives),
+        "exact_match": round(float(em), 2),
+        "f1": round(float(f1), 2),
+        "no_answer_precision": round(100 * true_abstain / predicted, 2) if predicted else 0.0,
+        "no_answer_recall": round(100 * true_abstain / len(negatives), 2) if negatives else 0.0,
+        "abstained_on_answerable_pct": round(100 * false_abstain / len(positives), 2),
+    }
+
+
+def main(
+    model_dir: Annotated[Path, typer.Argument(help="A checkpoint or exported reader folder (HF layout).")],
+    out: Annotated[Path | None, typer.Option(help="Write metrics.json here.")] = None,
+    squad: Path = DEFAULT_SQUAD_PATH,
+    sample: Annotated[int | None, typer.Option(help="Evaluate on a seeded sample of N validation questions.")] = None,
+    max_seq_length: int = 256,
+    doc_stride: int = 128,
+    max_answer_tokens: int = 30,
+    batch_size: int = 64,
+    seed: int = 7,
+    threads: int = 2,
+) -> None:
+    """Evaluate ``model_dir`` on the held-out validation articles."""
+    torch.set_num_threads(threads)
+    started = time.time()
+    positives, negatives = validation_examples(squad, sample, seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=torch.float32).eval()
+    examples = positives + negatives
+    features = build_features(examples, tokenizer, WindowSettings(max_seq_length=max_seq_length, doc_stride=doc_stride))
+    logits = run_logits(model, features, batch_size, tokenizer.pad_token_id)
+    predictions = predict(examples, features, logits, max_answer_tokens)
+    metrics = score(positives, negatives, predictions)
+    metrics.update(
+        {
+            "model": str(model_dir),
+            "split": "SQuAD v1.1 train, 40 held-out articles (training.squad_data.split_by_article, seed 13)",
+            "max_seq_length": max_seq_length,
+            "doc_stride": doc_stride,
+            "max_answer_tokens": max_answer_tokens,
+            "seconds": round(time.time() - started, 1),
+        }
+    )
+    width = max(len(k) for k in metrics)
+    for key, value in metrics.items():
+        typer.echo(f"{key:<{width}}  {value}")
+    if out:
+        out.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    typer.run(main)
