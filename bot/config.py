@@ -39,7 +39,9 @@ class ChunkingSettings(_Section):
 
 
 class EmbedderSettings(_Section):
-    model: str = Field(PACKAGED_EMBEDDER, description="A local path, a hub id, or the packaged MiniLM.")
+    backend: Literal["onnx", "torch"] = "onnx"
+    onnx_dir: str = Field("models/embedder", description="int8 ONNX export of the packaged MiniLM (onnx backend).")
+    model: str = Field(PACKAGED_EMBEDDER, description="torch backend: a local path, a hub id, or the packaged MiniLM.")
     batch_size: int = Field(32, ge=1)
 
 

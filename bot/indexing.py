@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from haystack import Document, Pipeline
-from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersDocumentEmbedder
 from haystack_integrations.document_stores.faiss import FAISSDocumentStore
 
 from bot.articles import Article, ArticleInfo, article_id_for, load_article, load_articles
 from bot.chunking import SentenceChunker, article_document
 from bot.config import Settings
 from bot.errors import ArticleError, IndexCorruptError, IndexMissingError
-from bot.models import embedder_model
+from bot.pipeline import build_document_embedder
 
 INDEX_FORMAT = 1
 STORE_NAME = "documents"
@@ -66,7 +65,7 @@ def fingerprint(articles: list[Article], settings: Settings) -> str:
     payload = {
         "format": INDEX_FORMAT,
         "chunking": settings.chunking.model_dump(),
-        "embedder": settings.embedder.model,
+        "embedder": settings.embedder.model_dump(exclude={"batch_size"}),
         "articles": [[asdict(a.info), a.text] for a in articles],
     }
     digest.update(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode())
@@ -77,15 +76,7 @@ def build_indexing_pipeline(settings: Settings, progress_bar: bool = True) -> Pi
     """Whole articles -> sentence chunks -> normalised MiniLM embeddings."""
     pipeline = Pipeline()
     pipeline.add_component("chunker", SentenceChunker(settings.chunking))
-    pipeline.add_component(
-        "embedder",
-        SentenceTransformersDocumentEmbedder(
-            model=embedder_model(settings),
-            normalize_embeddings=True,
-            batch_size=settings.embedder.batch_size,
-            progress_bar=progress_bar,
-        ),
-    )
+    pipeline.add_component("embedder", build_document_embedder(settings, progress_bar=progress_bar))
     pipeline.connect("chunker.documents", "embedder.documents")
     return pipeline
 
@@ -117,7 +108,7 @@ def build_index(settings: Settings, force: bool = False, progress_bar: bool = Tr
     manifest = {
         "format": INDEX_FORMAT,
         "fingerprint": print_fp,
-        "embedder": settings.embedder.model,
+        "embedder": settings.embedder.model_dump(),
         "embedding_dim": dimension,
         "chunking": settings.chunking.model_dump(),
         "articles": [asdict(a.info) for a in articles],

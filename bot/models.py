@@ -19,6 +19,19 @@ def embedder_model(settings: Settings) -> str:
     return _local_or_hub(settings, settings.embedder.model, "embedder.model")
 
 
+def embedder_onnx_files(settings: Settings) -> tuple[Path, Path]:
+    """(model_int8.onnx, tokenizer.json) of the ONNX embedder."""
+    folder = settings.resolve(settings.embedder.onnx_dir)
+    files = (folder / "model_int8.onnx", folder / "tokenizer.json")
+    for path in files:
+        if not path.exists():
+            raise ModelLoadError(
+                f"embedder.backend is onnx but {path} does not exist; run `python -m training.export_embedder` "
+                "or set embedder.backend: torch"
+            )
+    return files
+
+
 def reader_model(settings: Settings) -> str:
     """The extractive reader folder (``models/reader`` by default) or a hub id."""
     return _local_or_hub(settings, settings.reader.model, "reader.model")

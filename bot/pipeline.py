@@ -9,29 +9,70 @@ embedder knows little about them, an exact-term match knows exactly.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from haystack import Pipeline
 from haystack.components.joiners import DocumentJoiner
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 from haystack.document_stores.in_memory import InMemoryDocumentStore
-from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
 from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever
 from haystack_integrations.document_stores.faiss import FAISSDocumentStore
 
 from bot.config import Settings
-from bot.models import embedder_model, onnx_file, reader_model
-from bot.reader import QabotReader
+from bot.models import embedder_model, embedder_onnx_files, onnx_file, reader_model
+from bot.onnx_components import OnnxDocumentEmbedder, OnnxExtractiveReader, OnnxTextEmbedder
 
 # Answers per question the reader hands back before our own de-duplication and alternatives.
 READER_TOP_K = 8
 
+# The torch components are imported only when configured: torch + transformers + sentence-transformers
+# cost seconds of start-up and hundreds of MB that the default ONNX path never pays.
 
-def build_reader(settings: Settings) -> QabotReader:
-    """The reader as configured: ONNX int8 fast path or the plain PyTorch model."""
+
+def build_text_embedder(settings: Settings) -> Any:
+    """Question embedder: int8 ONNX MiniLM, or sentence-transformers on PyTorch."""
+    if settings.embedder.backend == "onnx":
+        return OnnxTextEmbedder(*embedder_onnx_files(settings))
+    from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
+
+    return SentenceTransformersTextEmbedder(model=embedder_model(settings), normalize_embeddings=True, progress_bar=False)
+
+
+def build_document_embedder(settings: Settings, progress_bar: bool = True) -> Any:
+    """Chunk embedder for indexing; always the same model and backend as the question embedder."""
+    if settings.embedder.backend == "onnx":
+        return OnnxDocumentEmbedder(*embedder_onnx_files(settings), batch_size=settings.embedder.batch_size)
+    from haystack_integrations.components.embedders.sentence_transformers import (
+        SentenceTransformersDocumentEmbedder,
+    )
+
+    return SentenceTransformersDocumentEmbedder(
+        model=embedder_model(settings),
+        normalize_embeddings=True,
+        batch_size=settings.embedder.batch_size,
+        progress_bar=progress_bar,
+    )
+
+
+def build_reader(settings: Settings) -> Any:
+    """The reader as configured: the int8 ONNX fast path or the plain PyTorch model (same scoring)."""
     reader = settings.reader
+    if reader.backend == "onnx":
+        return OnnxExtractiveReader(
+            model_dir=Path(reader_model(settings)),
+            onnx_path=onnx_file(settings),
+            top_k=READER_TOP_K,
+            max_seq_length=reader.max_seq_length,
+            stride=reader.stride,
+            calibration_factor=reader.calibration_factor,
+            null_relative_scores=reader.null_relative_scores,
+            answers_per_window=READER_TOP_K,
+        )
+    from bot.reader import QabotReader
+
     return QabotReader(
         model=reader_model(settings),
-        backend=reader.backend,
-        onnx_path=onnx_file(settings) if reader.backend == "onnx" else None,
         null_relative_scores=reader.null_relative_scores,
         top_k=READER_TOP_K,
         max_seq_length=reader.max_seq_length,
@@ -64,10 +105,7 @@ def build_query_pipeline(
     """Embed → FAISS top-k (+ BM25 top-k) → reciprocal rank fusion → extractive reader."""
     retrieval = settings.retrieval
     pipeline = Pipeline()
-    pipeline.add_component(
-        "text_embedder",
-        SentenceTransformersTextEmbedder(model=embedder_model(settings), normalize_embeddings=True, progress_bar=False),
-    )
+    pipeline.add_component("text_embedder", build_text_embedder(settings))
     pipeline.add_component(
         "dense_retriever", FAISSEmbeddingRetriever(document_store=faiss_store, top_k=retrieval.dense_top_k)
     )

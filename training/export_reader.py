@@ -4,7 +4,7 @@
   ``TransformersExtractiveReader(model="models/reader")`` and ``HF_HUB_OFFLINE=1``; ``config.json`` says
   float32 so it is up-cast on load (CPU matmuls in float16 are slow).
 * ``onnx/model_int8.onnx``: the same weights exported to ONNX (opset 17, dynamic batch and sequence axes)
-  and quantized with ONNX Runtime's dynamic int8 quantization (weights int8, activations quantized per call):
+  and quantized with ONNX Runtime's dynamic int8 quantization (weights int8 per output channel, activations quantized per call):
   the bot's fast path.
 
     python -m training.export_reader checkpoints/reader/checkpoint models/reader
@@ -78,7 +78,7 @@ def export_onnx_int8(model_dir: Path) -> Path:
             dynamo=False,
         )
         int8_path = target_dir / ONNX_INT8
-        quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True)
     return int8_path
 
 

@@ -131,6 +131,9 @@ def main(
     segment_ids: Annotated[bool, typer.Option(help="Feed BERT segment ids (Haystack's reader does not).")] = False,
     bf16: Annotated[bool, typer.Option(help="bf16 autocast on CPU (fp32 master weights).")] = True,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
+    stop_after: Annotated[
+        int | None, typer.Option(help="Stop (after checkpointing) once this many steps ran in this session.")
+    ] = None,
     threads: int = 2,
 ) -> None:
     """Train the reader; every setting is recorded in OUT/run_config.json and the checkpoint."""
@@ -218,12 +221,16 @@ def main(
             running_loss = 0.98 * running_loss + 0.02 * loss.item() if step > start_step else loss.item()
             progress.set_postfix(loss=f"{running_loss:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             done = step + 1
-            if done % checkpoint_every == 0 or done == total_steps:
+            stopping = stop_after is not None and done - start_step >= stop_after
+            if done % checkpoint_every == 0 or done == total_steps or stopping:
                 wall_seconds = previous_wall_seconds + time.time() - started
                 _save_checkpoint(out, model, tokenizer, optimizer, scheduler, done, config, wall_seconds)
                 record = {"step": done, "loss": round(running_loss, 4), "wall_seconds": round(wall_seconds)}
                 train_log.write(json.dumps(record) + "\n")
                 train_log.flush()
+            if stopping:
+                log.info("stopping at step %d of %d; continue with --resume", done, total_steps)
+                return
     log.info("finished %d steps", total_steps)
 
 

@@ -1,0 +1,191 @@
+"""Torch-free Haystack components on ONNX Runtime: the question/document embedder and the extractive reader.
+
+Why not the stock components on an ONNX model: importing torch, transformers and sentence-transformers
+alone costs seconds of start-up and hundreds of MB of memory, more than the models themselves. These run on
+``onnxruntime`` + ``tokenizers`` + ``numpy`` only. Their outputs have the same types and meaning as
+Haystack's (``embedding``/``documents``; ``answers`` as ``ExtractedAnswer``), and the reader scores spans
+exactly like ``bot.reader.QabotReader`` (the PyTorch path): sigmoid(factor × (span logit − null logit)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from haystack import Document, ExtractedAnswer, component
+from tokenizers import Tokenizer
+
+
+def _session(path: Path, threads: int | None):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _pad(encodings, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    width = max(len(e.ids) for e in encodings)
+    ids = np.full((len(encodings), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(encodings), width), dtype=np.int64)
+    for row, encoding in enumerate(encodings):
+        ids[row, : len(encoding.ids)] = encoding.ids
+        mask[row, : len(encoding.ids)] = 1
+    return ids, mask
+
+
+class _OnnxSentenceEncoder:
+    """Mean-pooled, L2-normalised sentence embeddings (the all-MiniLM-L6-v2 recipe) from an ONNX encoder."""
+
+    def __init__(self, onnx_path: Path, tokenizer_path: Path, max_length: int, threads: int | None) -> None:
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length)
+        self.session = _session(onnx_path, threads)
+        self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        vectors = []
+        for begin in range(0, len(texts), batch_size):
+            encodings = self.tokenizer.encode_batch(texts[begin : begin + batch_size])
+            ids, mask = _pad(encodings, self.pad_id)
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            (hidden,) = self.session.run(["last_hidden_state"], feeds)
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            vectors.append(pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None))
+        return np.concatenate(vectors).astype(np.float32)
+
+
+@component
+class OnnxTextEmbedder:
+    """Question → normalised embedding (drop-in for SentenceTransformersTextEmbedder)."""
+
+    def __init__(self, onnx_path: Path, tokenizer_path: Path, max_length: int = 256, threads: int | None = None):
+        self.onnx_path, self.tokenizer_path, self.max_length, self.threads = onnx_path, tokenizer_path, max_length, threads
+        self._encoder: _OnnxSentenceEncoder | None = None
+
+    def warm_up(self) -> None:
+        if self._encoder is None:
+            self._encoder = _OnnxSentenceEncoder(self.onnx_path, self.tokenizer_path, self.max_length, self.threads)
+
+    @component.output_types(embedding=list[float])
+    def run(self, text: str) -> dict[str, list[float]]:
+        self.warm_up()
+        return {"embedding": self._encoder.encode([text])[0].tolist()}  # type: ignore[union-attr]
+
+
+@component
+class OnnxDocumentEmbedder:
+    """Documents → the same documents with normalised embeddings (drop-in for the document embedder)."""
+
+    def __init__(self, onnx_path: Path, tokenizer_path: Path, max_length: int = 256, batch_size: int = 32):
+        self.onnx_path, self.tokenizer_path, self.max_length, self.batch_size = onnx_path, tokenizer_path, max_length, batch_size
+        self._encoder: _OnnxSentenceEncoder | None = None
+
+    def warm_up(self) -> None:
+        if self._encoder is None:
+            self._encoder = _OnnxSentenceEncoder(self.onnx_path, self.tokenizer_path, self.max_length, None)
+
+    @component.output_types(documents=list[Document])
+    def run(self, documents: list[Document]) -> dict[str, list[Document]]:
+        self.warm_up()
+        vectors = self._encoder.encode([d.content or "" for d in documents], self.batch_size)  # type: ignore[union-attr]
+        return {"documents": [replace(d, embedding=v.tolist()) for d, v in zip(documents, vectors, strict=True)]}
+
+
+@component
+class OnnxExtractiveReader:
+    """Extractive QA on an ONNX Runtime session: windows, logits, null-relative span scores, top answers.
+
+    Spans are limited to the passage tokens and to ``max_answer_tokens``; each window's spans are scored
+    against that window's [CLS] null logit, as our reader was trained (see ``bot.reader``).
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        onnx_path: Path,
+        top_k: int = 8,
+        max_seq_length: int = 256,
+        stride: int = 96,
+        calibration_factor: float = 0.25,
+        null_relative_scores: bool = True,
+        max_answer_tokens: int = 30,
+        answers_per_window: int = 8,
+        threads: int | None = None,
+    ) -> None:
+        self.model_dir, self.onnx_path = model_dir, onnx_path
+        self.top_k, self.max_seq_length, self.stride = top_k, max_seq_length, stride
+        self.calibration_factor, self.null_relative_scores = calibration_factor, null_relative_scores
+        self.max_answer_tokens, self.answers_per_window, self.threads = max_answer_tokens, answers_per_window, threads
+        self._tokenizer: Tokenizer | None = None
+        self._session = None
+
+    def warm_up(self) -> None:
+        if self._session is not None:
+            return
+        tokenizer = Tokenizer.from_file(str(Path(self.model_dir) / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(self.max_seq_length, stride=self.stride, strategy="only_second")
+        self._tokenizer = tokenizer
+        self._pad_id = tokenizer.token_to_id("[PAD]") or 0
+        self._session = _session(self.onnx_path, self.threads)
+        self._wants_token_types = any(i.name == "token_type_ids" for i in self._session.get_inputs())
+
+    @component.output_types(answers=list[ExtractedAnswer])
+    def run(self, query: str, documents: list[Document], top_k: int | None = None) -> dict[str, list[ExtractedAnswer]]:
+        self.warm_up()
+        documents = [d for d in documents if d.content]
+        if not documents:
+            return {"answers": []}
+        windows, owners = [], []
+        for index, encoding in enumerate(self._tokenizer.encode_batch([(query, d.content) for d in documents])):  # type: ignore[union-attr]
+            for window in [encoding, *encoding.overflowing]:
+                windows.append(window)
+                owners.append(index)
+        ids, mask = _pad(windows, self._pad_id)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if self._wants_token_types:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        start_logits, end_logits = self._session.run(["start_logits", "end_logits"], feeds)  # type: ignore[union-attr]
+        answers = []
+        for window, owner, start, end in zip(windows, owners, start_logits, end_logits, strict=True):
+            answers.extend(self._window_answers(query, documents[owner], window, start, end))
+        answers.sort(key=lambda a: a.score, reverse=True)
+        return {"answers": answers[: top_k or self.top_k]}
+
+    def _window_answers(self, query, document, window, start: np.ndarray, end: np.ndarray) -> list[ExtractedAnswer]:
+        in_passage = np.array([s == 1 for s in window.sequence_ids] + [False] * (len(start) - len(window.ids)))
+        null = start[0] + end[0] if self.null_relative_scores else 0.0
+        passage = np.flatnonzero(in_passage)
+        if passage.size == 0:
+            return []
+        s, e = start[passage], end[passage]
+        scores = s[:, None] + e[None, :] - null
+        offsets = np.arange(passage.size)
+        band = (offsets[None, :] >= offsets[:, None]) & (offsets[None, :] - offsets[:, None] < self.max_answer_tokens)
+        scores = np.where(band, scores, -np.inf)
+        flat = np.argsort(scores, axis=None)[::-1][: self.answers_per_window]
+        answers = []
+        for position in flat:
+            score = scores.flat[position]
+            if not np.isfinite(score):
+                break
+            first, last = passage[position // passage.size], passage[position % passage.size]
+            char_start, char_end = window.offsets[first][0], window.offsets[last][1]
+            probability = float(1 / (1 + np.exp(-self.calibration_factor * score)))
+            answers.append(
+                ExtractedAnswer(
+                    query=query,
+                    score=probability,
+                    data=document.content[char_start:char_end],
+                    document=document,
+                    document_offset=ExtractedAnswer.Span(char_start, char_end),
+                    meta={},
+                )
+            )
+        return answers
