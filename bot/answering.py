@@ -114,7 +114,10 @@ class QAService:
         new_index = load_index(self.settings)
         log.info("index changed on disk: now %s", new_index.build_dir.name)
         self._index.store.documents, self._index.store.index = new_index.store.documents, new_index.store.index
-        self._index.store.id_map, self._index.store.inverse_id_map = new_index.store.id_map, new_index.store.inverse_id_map
+        self._index.store.id_map, self._index.store.inverse_id_map = (
+            new_index.store.id_map,
+            new_index.store.inverse_id_map,
+        )
         self._index.manifest, self._index.build_dir = new_index.manifest, new_index.build_dir
         refill_bm25_store(self._bm25_store, self._index.store)
         self._cache.clear()

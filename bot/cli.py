@@ -189,8 +189,10 @@ def evaluate_command(
     typer.echo(f"exact match          {result.exact_match:.1f}")
     typer.echo(f"F1                   {result.f1:.1f}")
     typer.echo(f"no-answer accuracy   {result.no_answer_accuracy:.1f}")
-    typer.echo(f"  abstained on answerable {result.abstained_on_answerable}, answered unanswerable "
-               f"{result.answered_unanswerable}")
+    typer.echo(
+        f"  abstained on answerable {result.abstained_on_answerable}, answered unanswerable "
+        f"{result.answered_unanswerable}"
+    )
     typer.echo(f"retrieval recall@{result.retrieval_top_k}   {result.retrieval_recall:.1f}")
     if report:
         payload = {"summary": result.summary(), "questions": result.per_question}

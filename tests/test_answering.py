@@ -38,7 +38,8 @@ def test_answer_sources_point_into_the_article(qa_service: QAService):
 
 
 @pytest.mark.parametrize(
-    "question", ["What is the capital of Australia?", "Who wrote Pride and Prejudice?", "Why has the F-35 hit another snag?"]
+    "question",
+    ["What is the capital of Australia?", "Who wrote Pride and Prejudice?", "Why has the F-35 hit another snag?"],
 )
 def test_unrelated_questions_get_no_answer(qa_service: QAService, question: str):
     answer = qa_service.answer(question)

@@ -1,5 +1,7 @@
 """Sentence splitting and chunking on the real article: no answer sentence is ever cut."""
 
+import itertools
+
 from bot.articles import load_article
 from bot.chunking import SentenceChunker, article_document, sentence_spans
 from bot.config import ChunkingSettings
@@ -34,7 +36,7 @@ def test_chunks_cover_article_on_sentence_boundaries_with_overlap():
         assert chunk.meta["article_id"] == "aleppo-siege-2016"
         covered.update(i for i, (s, e) in enumerate(spans) if start <= s and e <= end)
     assert covered == set(range(len(spans)))
-    for previous, following in zip(chunks, chunks[1:], strict=False):
+    for previous, following in itertools.pairwise(chunks):
         assert following.meta["start"] < previous.meta["end"], "neighbouring chunks should overlap"
 
 

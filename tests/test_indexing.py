@@ -52,7 +52,9 @@ def test_rebuild_with_same_inputs_is_a_no_op(index_settings: Settings):
 
 def test_changed_settings_rebuild_and_replace_old_build(index_settings: Settings):
     first = build_index(index_settings, progress_bar=False)
-    changed = settings_with(index_settings, chunking=index_settings.chunking.model_copy(update={"sentences_per_chunk": 2}))
+    changed = settings_with(
+        index_settings, chunking=index_settings.chunking.model_copy(update={"sentences_per_chunk": 2})
+    )
     second = build_index(changed, progress_bar=False)
     assert second.built and second.fingerprint != first.fingerprint
     builds = sorted(p.name for p in index_settings.index_dir.iterdir() if p.is_dir())
@@ -78,7 +80,9 @@ def test_crash_during_build_leaves_previous_index(index_settings: Settings, monk
 def test_add_article_indexes_it(index_settings: Settings, tmp_path: Path):
     build_index(index_settings, progress_bar=False)
     new = tmp_path / "Mars Rover.txt"
-    new.write_text("---\ntitle: Rover finds water\nsource: Test Wire\n---\nThe rover found ice near the pole on Tuesday.\n")
+    new.write_text(
+        "---\ntitle: Rover finds water\nsource: Test Wire\n---\nThe rover found ice near the pole on Tuesday.\n"
+    )
     info, result = add_article(index_settings, new, progress_bar=False)
     assert info.article_id == "mars-rover" and result.built and result.articles == 2
     titles = {a.title for a in load_index(index_settings).articles}

@@ -76,7 +76,9 @@ def test_f1_on_held_out_sample_through_haystack(haystack_reader, validation_samp
 
 @needs_squad
 def test_int8_onnx_reader_keeps_float_accuracy(haystack_reader, validation_sample):
-    onnx_reader = OnnxExtractiveReader(model_dir=READER_DIR, onnx_path=ONNX_FILE, top_k=1, max_seq_length=384, stride=128)
+    onnx_reader = OnnxExtractiveReader(
+        model_dir=READER_DIR, onnx_path=ONNX_FILE, top_k=1, max_seq_length=384, stride=128
+    )
     examples = validation_sample[:100]
     assert _reader_f1(onnx_reader, examples) >= _reader_f1(haystack_reader, examples) - 2.0
 

@@ -73,8 +73,22 @@ def test_length_grouped_batches_cover_every_window_once(split, tokenizer):
 
 
 def _train(out: Path, *extra: str) -> None:
-    command = [sys.executable, "-m", "training.train_reader", "--out", str(out), "--train-questions", "40",
-               "--batch-size", "8", "--checkpoint-every", "3", "--threads", "1", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "training.train_reader",
+        "--out",
+        str(out),
+        "--train-questions",
+        "40",
+        "--batch-size",
+        "8",
+        "--checkpoint-every",
+        "3",
+        "--threads",
+        "1",
+        *extra,
+    ]
     subprocess.run(command, cwd=PROJECT, check=True, capture_output=True, timeout=600)
 
 
@@ -88,4 +102,7 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path: Path):
     for name, tensor in straight.items():
         torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=1e-6, msg=name)
     state = torch.load(tmp_path / "interrupted" / "checkpoint" / "trainer_state.pt", weights_only=False)
-    assert state["step"] == torch.load(tmp_path / "straight" / "checkpoint" / "trainer_state.pt", weights_only=False)["step"]
+    assert (
+        state["step"]
+        == torch.load(tmp_path / "straight" / "checkpoint" / "trainer_state.pt", weights_only=False)["step"]
+    )

@@ -62,7 +62,10 @@ def run_logits(model, features: list[Feature], batch_size: int, pad_id: int) -> 
             output = model(input_ids=input_ids, attention_mask=mask)
         for row, i in enumerate(indices):
             length = len(features[i].input_ids)
-            results[i] = (output.start_logits[row, :length].float().numpy(), output.end_logits[row, :length].float().numpy())
+            results[i] = (
+                output.start_logits[row, :length].float().numpy(),
+                output.end_logits[row, :length].float().numpy(),
+            )
     return results  # type: ignore[return-value]
 
 
@@ -106,8 +109,9 @@ def score(
 ) -> dict:
     """SQuAD EM/F1 on positives; no-answer precision/recall over positives + negatives."""
     pos_preds, neg_preds = predictions[: len(positives)], predictions[len(positives) :]
-    em = 100 * np.mean([best_over_golds(exact_match, p.text, ex.answers) for ex, p in zip(positives, pos_preds)])
-    f1 = 100 * np.mean([best_over_golds(token_f1, p.text, ex.answers) for ex, p in zip(positives, pos_preds)])
+    pairs = list(zip(positives, pos_preds, strict=True))
+    em = 100 * np.mean([best_over_golds(exact_match, p.text, ex.answers) for ex, p in pairs])
+    f1 = 100 * np.mean([best_over_golds(token_f1, p.text, ex.answers) for ex, p in pairs])
 
     def abstains(p: Prediction) -> bool:
         return p.null_score - p.span_score > null_margin

@@ -1,4 +1,4 @@
-"""Export the packaged all-MiniLM-L6-v2 sentence encoder to int8 ONNX for qabot's torch-free fast path.
+"""Export the packaged all-MiniLM-L6-v2 sentence encoder to int8 ONNX for qabot's ONNX Runtime fast path.
 
 Writes ``models/embedder/``: ``model_int8.onnx`` (the BERT encoder, output ``last_hidden_state``; pooling
 and normalisation happen in ``bot.onnx_components``), ``tokenizer.json`` and a README. Prints the cosine
@@ -34,7 +34,9 @@ class _HiddenStates(torch.nn.Module):
         self.model = model
 
     def forward(self, input_ids, attention_mask, token_type_ids):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+        return self.model(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
 
 
 def main(out: Annotated[Path, typer.Argument(help="Target folder.")] = Path("models/embedder")) -> None:
@@ -52,8 +54,10 @@ def main(out: Annotated[Path, typer.Argument(help="Target folder.")] = Path("mod
             str(fp32),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["last_hidden_state"],
-            dynamic_axes={name: {0: "batch", 1: "sequence"} for name in
-                          ("input_ids", "attention_mask", "token_type_ids", "last_hidden_state")},
+            dynamic_axes={
+                name: {0: "batch", 1: "sequence"}
+                for name in ("input_ids", "attention_mask", "token_type_ids", "last_hidden_state")
+            },
             opset_version=17,
             dynamo=False,
         )

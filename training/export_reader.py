@@ -4,8 +4,8 @@
   ``TransformersExtractiveReader(model="models/reader")`` and ``HF_HUB_OFFLINE=1``; ``config.json`` says
   float32 so it is up-cast on load (CPU matmuls in float16 are slow).
 * ``onnx/model_int8.onnx``: the same weights exported to ONNX (opset 17, dynamic batch and sequence axes)
-  and quantized with ONNX Runtime's dynamic int8 quantization (weights int8 per output channel, activations quantized per call):
-  the bot's fast path.
+  and quantized with ONNX Runtime's dynamic int8 quantization (weights int8 per output channel,
+  activations quantized per call): the bot's fast path.
 
     python -m training.export_reader checkpoints/reader/checkpoint models/reader
 """
