@@ -5,7 +5,8 @@ seconds of start-up and hundreds of MB of memory, more than the models themselve
 torch when it is installed, so torch is there either way). These run on ``onnxruntime`` + ``tokenizers`` +
 ``numpy`` only, and int8 matmuls are several times faster than float32 on 2 cores. Their outputs have the
 same types and meaning as Haystack's (``embedding``/``documents``; ``answers`` as ``ExtractedAnswer``),
-and the reader scores spans exactly like ``bot.reader.QabotReader`` (the PyTorch path): sigmoid(factor × (span logit − null logit)).
+and the reader scores spans exactly like ``bot.reader.QabotReader`` (the PyTorch path):
+sigmoid(factor × (span logit − null logit)).
 """
 
 from __future__ import annotations
