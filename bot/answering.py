@@ -20,7 +20,7 @@ from bot.articles import ArticleInfo
 from bot.config import Settings
 from bot.errors import InvalidQuestionError
 from bot.indexing import LoadedIndex, current_build_name, load_index
-from bot.pipeline import bm25_store_from, build_query_pipeline, pipeline_inputs, refill_bm25_store
+from bot.pipeline import bm25_store_from, build_query_pipeline, refill_bm25_store
 
 log = logging.getLogger(__name__)
 
@@ -73,39 +73,47 @@ class QAService:
         return self.answer_many([question])[0]
 
     def answer_many(self, questions: Iterable[str]) -> list[Answer]:
-        """Answer several questions in order; every question is validated before any work is done."""
+        """Answer several questions in order, reading the uncached ones in one batch.
+
+        Every question is validated before any work is done, so one bad question changes nothing.
+        """
         cleaned = [self.validate_question(q) for q in questions]
         with self._lock:
             self._reload_if_index_changed()
-            return [self._cached_answer(q) for q in cleaned]
+            found = {q: self._from_cache(q) for q in cleaned}
+            missing = list(dict.fromkeys(q for q, a in found.items() if a is None))
+            if missing:
+                for question, (answers, _) in zip(missing, self._pipeline.run(missing), strict=True):
+                    found[question] = self._to_answer(question, answers)
+                    self._remember(question, found[question])
+        return [found[q] for q in cleaned]  # type: ignore[misc]
 
     def answer_with_passages(self, question: str) -> tuple[Answer, list[Document]]:
         """Answer without the cache and also return the passages the reader saw (for evaluation)."""
         question = self.validate_question(question)
         with self._lock:
             self._reload_if_index_changed()
-            result = self._pipeline.run(pipeline_inputs(self._pipeline, question), include_outputs_from={"joiner"})
-        return self._to_answer(question, result["reader"]["answers"]), result["joiner"]["documents"]
+            ((answers, passages),) = self._pipeline.run([question])
+        return self._to_answer(question, answers), passages
 
     # -- internals ----------------------------------------------------------------------------------------
 
-    def _cached_answer(self, question: str) -> Answer:
-        size = self.settings.answers.cache_size
-        key = question.casefold().rstrip("?!. ")
-        if size and key in self._cache:
-            self._cache.move_to_end(key)
-            cached = self._cache[key]
-            return cached if cached.question == question else _with_question(cached, question)
-        answer = self._answer_uncached(question)
-        if size:
-            self._cache[key] = answer
-            while len(self._cache) > size:
-                self._cache.popitem(last=False)
-        return answer
+    @staticmethod
+    def _cache_key(question: str) -> str:
+        return question.casefold().rstrip("?!. ")
 
-    def _answer_uncached(self, question: str) -> Answer:
-        result = self._pipeline.run(pipeline_inputs(self._pipeline, question))
-        return self._to_answer(question, result["reader"]["answers"])
+    def _from_cache(self, question: str) -> Answer | None:
+        cached = self._cache.get(self._cache_key(question))
+        if cached is None:
+            return None
+        self._cache.move_to_end(self._cache_key(question))
+        return cached if cached.question == question else _with_question(cached, question)
+
+    def _remember(self, question: str, answer: Answer) -> None:
+        if self.settings.answers.cache_size:
+            self._cache[self._cache_key(question)] = answer
+            while len(self._cache) > self.settings.answers.cache_size:
+                self._cache.popitem(last=False)
 
     def _reload_if_index_changed(self) -> None:
         index_dir = self.settings.resolve(self.settings.index_dir)

@@ -5,6 +5,10 @@
 
 BM25 is there because names such as "Ahrar al-Sham" or "Jaysh al Fateh" are lexical: a small sentence
 embedder knows little about them, an exact-term match knows exactly.
+
+Retrieval is a Haystack ``Pipeline``; the reader is called after it by ``QueryPipeline`` rather than wired
+into it, because a Haystack pipeline runs one question at a time while the reader can read the questions
+of several chats in one batch (``OnnxExtractiveReader.run_batch``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from haystack import Pipeline
+from haystack import Document, ExtractedAnswer, Pipeline
 from haystack.components.joiners import DocumentJoiner
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 from haystack.document_stores.in_memory import InMemoryDocumentStore
@@ -101,9 +105,37 @@ def refill_bm25_store(store: InMemoryDocumentStore, faiss_store: FAISSDocumentSt
     store.write_documents([replace(doc, embedding=None) for doc in faiss_store.filter_documents()])
 
 
+class QueryPipeline:
+    """Retrieval pipeline + reader: question(s) in, (reader answers, passages read) out."""
+
+    def __init__(self, retrieval: Pipeline, reader: Any) -> None:
+        self.retrieval = retrieval
+        self.reader = reader
+
+    def warm_up(self) -> None:
+        self.retrieval.warm_up()
+        self.reader.warm_up()
+
+    def passages(self, question: str) -> list[Document]:
+        inputs = {"text_embedder": {"text": question}}
+        if "bm25_retriever" in self.retrieval.graph.nodes:
+            inputs["bm25_retriever"] = {"query": question}
+        return self.retrieval.run(inputs)["joiner"]["documents"]
+
+    def run(self, questions: list[str]) -> list[tuple[list[ExtractedAnswer], list[Document]]]:
+        """Answers and passages per question; one reader batch when the reader supports it."""
+        passages = [self.passages(question) for question in questions]
+        if len(questions) > 1 and hasattr(self.reader, "run_batch"):
+            answers = self.reader.run_batch(questions, passages)
+        else:
+            pairs = zip(questions, passages, strict=True)
+            answers = [self.reader.run(query=q, documents=p)["answers"] for q, p in pairs]
+        return list(zip(answers, passages, strict=True))
+
+
 def build_query_pipeline(
     settings: Settings, faiss_store: FAISSDocumentStore, bm25_store: InMemoryDocumentStore
-) -> Pipeline:
+) -> QueryPipeline:
     """Embed → FAISS top-k (+ BM25 top-k) → reciprocal rank fusion → extractive reader."""
     retrieval = settings.retrieval
     pipeline = Pipeline()
@@ -114,7 +146,6 @@ def build_query_pipeline(
     pipeline.add_component(
         "joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=retrieval.top_k, sort_by_score=True)
     )
-    pipeline.add_component("reader", build_reader(settings))
     pipeline.connect("text_embedder.embedding", "dense_retriever.query_embedding")
     pipeline.connect("dense_retriever.documents", "joiner.documents")
     if retrieval.bm25_top_k > 0:
@@ -122,13 +153,4 @@ def build_query_pipeline(
             "bm25_retriever", InMemoryBM25Retriever(document_store=bm25_store, top_k=retrieval.bm25_top_k)
         )
         pipeline.connect("bm25_retriever.documents", "joiner.documents")
-    pipeline.connect("joiner.documents", "reader.documents")
-    return pipeline
-
-
-def pipeline_inputs(pipeline: Pipeline, question: str) -> dict[str, dict[str, str]]:
-    """The run() inputs for one question: every entry point receives the question text."""
-    inputs = {"text_embedder": {"text": question}, "reader": {"query": question}}
-    if "bm25_retriever" in pipeline.graph.nodes:
-        inputs["bm25_retriever"] = {"query": question}
-    return inputs
+    return QueryPipeline(pipeline, build_reader(settings))
