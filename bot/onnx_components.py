@@ -6,7 +6,7 @@ torch when it is installed, so torch is there either way). These run on ``onnxru
 ``numpy`` only, and int8 matmuls are several times faster than float32 on 2 cores. Their outputs have the
 same types and meaning as Haystack's (``embedding``/``documents``; ``answers`` as ``ExtractedAnswer``),
 and the reader scores spans exactly like ``bot.reader.QabotReader`` (the PyTorch path):
-sigmoid(factor × (span logit − null logit)).
+sigmoid(factor × (span logit − null logit) + bias).
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ class OnnxExtractiveReader:
         max_seq_length: int = 256,
         stride: int = 96,
         calibration_factor: float = 0.25,
+        calibration_bias: float = 0.0,
         null_relative_scores: bool = True,
         max_answer_tokens: int = 30,
         answers_per_window: int = 8,
@@ -132,7 +133,8 @@ class OnnxExtractiveReader:
     ) -> None:
         self.model_dir, self.onnx_path = model_dir, onnx_path
         self.top_k, self.max_seq_length, self.stride = top_k, max_seq_length, stride
-        self.calibration_factor, self.null_relative_scores = calibration_factor, null_relative_scores
+        self.calibration_factor, self.calibration_bias = calibration_factor, calibration_bias
+        self.null_relative_scores = null_relative_scores
         self.max_answer_tokens, self.answers_per_window, self.threads = max_answer_tokens, answers_per_window, threads
         self._tokenizer: Tokenizer | None = None
         self._session = None
@@ -203,7 +205,7 @@ class OnnxExtractiveReader:
                 break
             first, last = passage[position // passage.size], passage[position % passage.size]
             char_start, char_end = window.offsets[first][0], window.offsets[last][1]
-            probability = float(1 / (1 + np.exp(-self.calibration_factor * score)))
+            probability = float(1 / (1 + np.exp(-(self.calibration_factor * score + self.calibration_bias))))
             answers.append(
                 ExtractedAnswer(
                     query=query,

@@ -72,6 +72,7 @@ def build_reader(settings: Settings) -> Any:
             max_seq_length=reader.max_seq_length,
             stride=reader.stride,
             calibration_factor=reader.calibration_factor,
+            calibration_bias=reader.calibration_bias,
             null_relative_scores=reader.null_relative_scores,
             answers_per_window=READER_TOP_K,
         )
@@ -80,6 +81,7 @@ def build_reader(settings: Settings) -> Any:
     return QabotReader(
         model=reader_model(settings),
         null_relative_scores=reader.null_relative_scores,
+        calibration_bias=reader.calibration_bias,
         top_k=READER_TOP_K,
         max_seq_length=reader.max_seq_length,
         stride=reader.stride,

@@ -130,6 +130,29 @@ def score(
     }
 
 
+def fit_calibration(
+    positives: list[QAExample], predictions: list[Prediction], iterations: int = 50
+) -> dict[str, float]:
+    """Platt scaling: P(answer is right) = sigmoid(factor * (span - null) + bias), fitted by Newton's method.
+
+    "Right" means token F1 >= 0.5 for an answerable question; any answer to a negative is wrong. The bot
+    uses these two numbers so that its confidence reads as a probability and 0.5 is a natural threshold.
+    """
+    margins = np.clip([p.span_score - p.null_score for p in predictions], -30.0, 30.0).astype(np.float64)
+    labels = np.zeros_like(margins)
+    for i, example in enumerate(positives):
+        labels[i] = best_over_golds(token_f1, predictions[i].text, example.answers) >= 0.5
+    features = np.stack([margins, np.ones_like(margins)], axis=1)
+    weights = np.array([0.25, 0.0])
+    for _ in range(iterations):
+        probabilities = 1 / (1 + np.exp(-features @ weights))
+        gradient = features.T @ (probabilities - labels)
+        hessian = (features * (probabilities * (1 - probabilities))[:, None]).T @ features + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        weights -= step / max(1.0, float(np.abs(step).max()))  # damped Newton: separable data would diverge
+    return {"factor": round(float(weights[0]), 4), "bias": round(float(weights[1]), 4)}
+
+
 def main(
     model_dir: Annotated[Path, typer.Argument(help="A checkpoint or exported reader folder (HF layout).")],
     out: Annotated[Path | None, typer.Option(help="Write metrics.json here.")] = None,
@@ -153,6 +176,7 @@ def main(
     logits = run_logits(model, features, batch_size, tokenizer.pad_token_id)
     predictions = predict(examples, features, logits, max_answer_tokens)
     metrics = score(positives, negatives, predictions)
+    metrics["calibration"] = fit_calibration(positives, predictions)
     metrics.update(
         {
             "model": str(model_dir),

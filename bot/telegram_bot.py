@@ -1,0 +1,322 @@
+"""The Telegram front end: short async handlers around the one ``QAService``, built in one factory.
+
+Shaped like the python-telegram-bot examples: ``build_application`` wires everything (rate limiter,
+concurrent updates, handlers, error handler, ``post_init`` that puts the service in ``bot_data``) and
+``run_bot`` runs it with long polling or a webhook. Handlers only parse the message, ask the service through
+an ``AnswerBatcher`` (inference runs in threads, batched across chats, so the event loop stays free) and
+render with ``render_telegram_html``. Every failure ends in a message to the user, never in a dead bot.
+
+The token is a password: the caller reads it (``read_token``) and it is kept out of every log record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from telegram import Bot, Message, Update
+from telegram.constants import ChatAction
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.answer_batcher import AnswerBatcher
+from bot.config import TelegramSettings
+from bot.errors import InvalidQuestionError, QabotError
+from bot.rendering import render_telegram_html, split_message
+
+if TYPE_CHECKING:  # the service pulls in the model libraries; the bot module itself stays light to import
+    from bot.answer import Answer
+    from bot.answering import QAService
+    from bot.articles import ArticleInfo
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+SERVICE_KEY = "service"
+BATCHER_KEY = "batcher"
+REDACTED = "<redacted-token>"
+MAX_TITLES_IN_HELP = 10
+
+NON_TEXT_HINT = "Send me a question as text — I can only read text messages. /help says what I know about."
+EMPTY_QUESTION = "Your message has no question in it. Send me a question about the article as text."
+UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
+APOLOGY = "Sorry, something went wrong on my side while answering. Please try again in a moment."
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class BotSetupError(QabotError):
+    """The bot cannot start as configured: no token, or webhook mode without what a webhook needs."""
+
+
+# -- token ----------------------------------------------------------------------------------------------
+
+
+def read_token(environ: Mapping[str, str]) -> str:
+    """The bot token from ``TELEGRAM_BOT_TOKEN``; an error that says how to set it (and never echoes it)."""
+    token = environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise BotSetupError(
+            f"{TOKEN_ENV} is not set: create a bot with @BotFather and export {TOKEN_ENV}=<token> "
+            "before starting the bot (the token is never read from config.yaml)"
+        )
+    if any(char.isspace() for char in token):
+        raise BotSetupError(f"{TOKEN_ENV} contains white space; a Telegram bot token is one word like 123456:ABC-xyz")
+    return token
+
+
+class TokenRedactingFilter(logging.Filter):
+    """Replaces the token in a record's message and traceback.
+
+    The Bot API puts the token in every request URL, so any library that logs URLs (httpx does at INFO) or
+    exceptions carrying them would leak it; a leaked token hands the bot to whoever reads the log.
+    """
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed log call: let the handler report it, as it would without us
+            return True
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, REDACTED), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and self.token in record.exc_text:
+            record.exc_text = record.exc_text.replace(self.token, REDACTED)
+        return True
+
+
+def protect_token_in_logs(token: str) -> None:
+    """Silence httpx's per-request INFO lines and redact the token on the handlers and loggers in place now.
+
+    Handler filters see records from every logger that reaches them; logger filters cover records logged
+    directly to the libraries' top loggers. Installing twice for the same token is a no-op.
+    """
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in ("", "httpx", "httpcore", "telegram", "bot"):
+        logger = logging.getLogger(name)
+        for target in (logger, *logger.handlers):
+            if not any(isinstance(f, TokenRedactingFilter) and f.token == token for f in target.filters):
+                target.addFilter(TokenRedactingFilter(token))
+
+
+# -- texts ----------------------------------------------------------------------------------------------
+
+
+def clean_question(text: str | None, limit: int) -> str:
+    """The question as it will be asked, or InvalidQuestionError with a message for the user.
+
+    Mirrors the service's own check (control characters dropped, white space collapsed, then the length)
+    so that a bad message is refused before it reaches, and could fail, a batch shared with other chats.
+    """
+    question = " ".join(_CONTROL_CHARS.sub(" ", text or "").split())
+    if not question:
+        raise InvalidQuestionError(EMPTY_QUESTION)
+    if len(question) > limit:
+        raise InvalidQuestionError(
+            f"Your question is too long: {len(question):,} characters, and the limit is {limit:,}. "
+            "Please ask something shorter."
+        )
+    return question
+
+
+def help_messages(articles: Sequence[ArticleInfo]) -> list[str]:
+    """/start and /help: what the bot does and which article(s) it can answer about (HTML)."""
+    lines = [
+        "<b>Hi! I answer questions about news articles.</b>",
+        "Send me a question as plain text — who, what, when, where — and I reply with the answer, how sure I am "
+        "and the sentence of the article it comes from.",
+        "",
+    ]
+    if not articles:
+        lines.append("No article is indexed yet.")
+    else:
+        lines.append("I know this article:" if len(articles) == 1 else f"I know these {len(articles)} articles:")
+        lines += [f"• {html.escape(article.title)}" for article in articles[:MAX_TITLES_IN_HELP]]
+        if len(articles) > MAX_TITLES_IN_HELP:
+            lines.append(f"…and {len(articles) - MAX_TITLES_IN_HELP} more.")
+    lines += ["", "/sources — the articles with their source and date", "/help — this message"]
+    return split_message("\n".join(lines))
+
+
+def sources_messages(articles: Sequence[ArticleInfo]) -> list[str]:
+    """/sources: every indexed article with its source and date (HTML)."""
+    if not articles:
+        return ["No article is indexed yet."]
+    lines = ["<b>Indexed articles</b>"]
+    for article in articles:
+        details = ", ".join(html.escape(part) for part in (article.source, article.date) if part)
+        lines.append(f"• {html.escape(article.title)}" + (f" — <i>{details}</i>" if details else ""))
+    return split_message("\n".join(lines))
+
+
+# -- handlers -------------------------------------------------------------------------------------------
+
+
+def _service(context: ContextTypes.DEFAULT_TYPE) -> QAService:
+    return context.bot_data[SERVICE_KEY]
+
+
+async def _reply(message: Message, texts: Sequence[str], as_html: bool = False) -> None:
+    """Reply to ``message`` (quoted), one Telegram message per text; still sent if the question was deleted."""
+    for text in texts:
+        await message.reply_text(
+            text,
+            parse_mode="HTML" if as_html else None,
+            do_quote=message.build_reply_arguments(allow_sending_without_reply=True),
+        )
+
+
+async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.effective_message:
+        await _reply(update.effective_message, help_messages(_service(context).articles()), as_html=True)
+
+
+async def show_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.effective_message:
+        await _reply(update.effective_message, sources_messages(_service(context).articles()), as_html=True)
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.effective_message:
+        await _reply(update.effective_message, [UNKNOWN_COMMAND])
+
+
+async def non_text_hint(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.effective_message:
+        await _reply(update.effective_message, [NON_TEXT_HINT])
+
+
+async def show_typing(bot: Bot, chat_id: int) -> None:
+    """Best effort: a chat without the 'typing…' status still gets its answer."""
+    try:
+        await bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
+    except Exception as error:
+        log.debug("could not show typing in chat %s: %s", chat_id, error)
+
+
+async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any text message is a question: validate, answer in a shared batch while 'typing…', reply in HTML."""
+    message = update.effective_message
+    if message is None:
+        return
+    batcher: AnswerBatcher[str, Answer] = context.bot_data[BATCHER_KEY]
+    started = time.perf_counter()
+    try:
+        question = clean_question(message.text, _service(context).settings.answers.max_question_chars)
+    except InvalidQuestionError as error:
+        await _reply(message, [str(error)])
+        return
+    try:
+        answer, _ = await asyncio.gather(batcher.ask(question), show_typing(context.bot, message.chat_id))
+    except InvalidQuestionError as error:  # the service's own check: should not happen after clean_question
+        await _reply(message, [f"Sorry, I can't answer that: {error}."])
+        return
+    await _reply(message, render_telegram_html(answer), as_html=True)
+    log.info("answered in chat %s in %.0f ms", message.chat_id, 1000 * (time.perf_counter() - started))
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the failure and apologise to the chat it happened in; this handler itself must never raise."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("error while handling update %s", update_id, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat:
+        try:
+            await context.bot.send_message(chat_id=update.effective_chat.id, text=APOLOGY)
+        except Exception as error:
+            log.warning("could not send the apology to chat %s: %s", update.effective_chat.id, error)
+
+
+# -- application ----------------------------------------------------------------------------------------
+
+
+def file_base_url(base_url: str) -> str:
+    """The file download URL that goes with a Bot API URL: ``https://host/bot`` -> ``https://host/file/bot``."""
+    parts = urlsplit(base_url)
+    return urlunsplit(parts._replace(path="/file" + parts.path))
+
+
+def build_application(service: QAService, token: str, settings: TelegramSettings) -> Application:
+    """The whole bot in one place: transport, rate limiting, concurrency, handlers and shared state."""
+    protect_token_in_logs(token)
+
+    async def post_init(application: Application) -> None:
+        application.bot_data[SERVICE_KEY] = service
+        application.bot_data[BATCHER_KEY] = AnswerBatcher(
+            service.answer_many, window=settings.batch_window_ms / 1000, workers=settings.workers
+        )
+
+    async def post_shutdown(application: Application) -> None:
+        batcher = application.bot_data.pop(BATCHER_KEY, None)
+        if batcher is not None:
+            batcher.close()
+
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(settings.base_url)
+        .base_file_url(file_base_url(settings.base_url))
+        .rate_limiter(AIORateLimiter(max_retries=settings.max_retries))
+        .concurrent_updates(settings.concurrent_updates)
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    new_messages = filters.UpdateType.MESSAGE
+    application.add_handler(CommandHandler(["start", "help"], show_help, filters=new_messages))
+    application.add_handler(CommandHandler("sources", show_sources, filters=new_messages))
+    application.add_handler(MessageHandler(new_messages & filters.COMMAND, unknown_command))
+    application.add_handler(MessageHandler(new_messages & filters.TEXT, answer_question))
+    application.add_handler(MessageHandler(new_messages & ~filters.TEXT & ~filters.StatusUpdate.ALL, non_text_hint))
+    application.add_error_handler(on_error)
+    return application
+
+
+def webhook_arguments(settings: TelegramSettings, token: str) -> dict[str, Any]:
+    """``run_webhook`` arguments, or BotSetupError before anything starts if webhook mode can't work."""
+    if not settings.webhook_url:
+        raise BotSetupError("telegram.mode is webhook but telegram.webhook_url is not set in the config")
+    if find_spec("tornado") is None:
+        raise BotSetupError(
+            'webhook mode needs python-telegram-bot\'s webhook extra: pip install "python-telegram-bot[webhooks]"'
+        )
+    return {
+        "listen": settings.webhook_listen,
+        "port": settings.webhook_port,
+        "url_path": urlsplit(settings.webhook_url).path.lstrip("/"),
+        "webhook_url": settings.webhook_url,
+        # Telegram echoes this header on every call, so forged updates from others are refused; derived from
+        # the token so that it is stable across restarts without being another secret to configure.
+        "secret_token": hashlib.sha256(f"qabot-webhook:{token}".encode()).hexdigest(),
+    }
+
+
+def run_bot(service: QAService, token: str, settings: TelegramSettings) -> None:
+    """Run until interrupted: long polling by default, a webhook server when ``settings.mode == "webhook"``."""
+    webhook = webhook_arguments(settings, token) if settings.mode == "webhook" else None
+    application = build_application(service, token, settings)
+    if webhook is not None:
+        log.info("starting the bot: webhook on %s:%s", settings.webhook_listen, settings.webhook_port)
+        application.run_webhook(allowed_updates=[Update.MESSAGE], **webhook)
+    else:
+        log.info("starting the bot: long polling %s", urlsplit(settings.base_url).netloc)
+        application.run_polling(allowed_updates=[Update.MESSAGE])
