@@ -93,6 +93,7 @@ class AnswerBatcher(Generic[Q, R]):
         while self._pending and self._running < self._workers and not self._closed:
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             self._running += 1
+            log.debug("answering a batch of %d", len(batch))
             loop = asyncio.get_running_loop()
             job = loop.run_in_executor(self._executor, self._answer_many, [ask.question for ask in batch])
             job.add_done_callback(lambda done, batch=batch: self._deliver(batch, done))

@@ -65,7 +65,7 @@ class QAService:
             raise InvalidQuestionError("the question is empty")
         limit = self.settings.answers.max_question_chars
         if len(cleaned) > limit:
-            raise InvalidQuestionError(f"the question is {len(cleaned):,} characters long; the limit is {limit:,}")
+            raise InvalidQuestionError(f"the question is too long: {len(cleaned):,} characters; the limit is {limit:,}")
         return cleaned
 
     def answer(self, question: str) -> Answer:

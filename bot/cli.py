@@ -207,6 +207,8 @@ def telegram(config: ConfigOption = None) -> None:
     from bot.telegram_bot import read_token, run_bot
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("haystack", "faiss", "httpx"):  # per-question component runs, loader lines, request URLs
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     settings = _settings(config)
     try:
         token = read_token(os.environ)

@@ -21,5 +21,9 @@ class ArticleError(QabotError):
     """An article file that cannot be read or has no text after cleaning."""
 
 
+class BotSetupError(QabotError):
+    """The Telegram bot cannot start as configured: no token, or webhook mode without what a webhook needs."""
+
+
 class ModelLoadError(QabotError):
     """A model folder or hub id that cannot be loaded."""

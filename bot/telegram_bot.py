@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import html
 import logging
-import re
 import time
 from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from telegram import Bot, Message, Update
-from telegram.constants import ChatAction
+from telegram.constants import ChatAction, ParseMode
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -36,7 +35,7 @@ from telegram.ext import (
 
 from bot.answer_batcher import AnswerBatcher
 from bot.config import TelegramSettings
-from bot.errors import InvalidQuestionError, QabotError
+from bot.errors import BotSetupError, InvalidQuestionError
 from bot.rendering import render_telegram_html, split_message
 
 if TYPE_CHECKING:  # the service pulls in the model libraries; the bot module itself stays light to import
@@ -56,13 +55,6 @@ NON_TEXT_HINT = "Send me a question as text — I can only read text messages. /
 EMPTY_QUESTION = "Your message has no question in it. Send me a question about the article as text."
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
 APOLOGY = "Sorry, something went wrong on my side while answering. Please try again in a moment."
-
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-class BotSetupError(QabotError):
-    """The bot cannot start as configured: no token, or webhook mode without what a webhook needs."""
-
 
 # -- token ----------------------------------------------------------------------------------------------
 
@@ -122,21 +114,18 @@ def protect_token_in_logs(token: str) -> None:
 # -- texts ----------------------------------------------------------------------------------------------
 
 
-def clean_question(text: str | None, limit: int) -> str:
+def clean_question(service: QAService, text: str | None) -> str:
     """The question as it will be asked, or InvalidQuestionError with a message for the user.
 
-    Mirrors the service's own check (control characters dropped, white space collapsed, then the length)
-    so that a bad message is refused before it reaches, and could fail, a batch shared with other chats.
+    Uses the service's own rule, but before the question joins a batch shared with other chats: one bad
+    message must not fail the answers of the others.
     """
-    question = " ".join(_CONTROL_CHARS.sub(" ", text or "").split())
-    if not question:
-        raise InvalidQuestionError(EMPTY_QUESTION)
-    if len(question) > limit:
-        raise InvalidQuestionError(
-            f"Your question is too long: {len(question):,} characters, and the limit is {limit:,}. "
-            "Please ask something shorter."
-        )
-    return question
+    try:
+        return service.validate_question(text or "")
+    except InvalidQuestionError as error:
+        if "empty" in str(error):
+            raise InvalidQuestionError(EMPTY_QUESTION) from error
+        raise InvalidQuestionError(f"Sorry, I can't answer that: {error}. Please ask something shorter.") from error
 
 
 def help_messages(articles: Sequence[ArticleInfo]) -> list[str]:
@@ -181,7 +170,7 @@ async def _reply(message: Message, texts: Sequence[str], as_html: bool = False) 
     for text in texts:
         await message.reply_text(
             text,
-            parse_mode="HTML" if as_html else None,
+            parse_mode=ParseMode.HTML if as_html else None,
             do_quote=message.build_reply_arguments(allow_sending_without_reply=True),
         )
 
@@ -222,7 +211,7 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     batcher: AnswerBatcher[str, Answer] = context.bot_data[BATCHER_KEY]
     started = time.perf_counter()
     try:
-        question = clean_question(message.text, _service(context).settings.answers.max_question_chars)
+        question = clean_question(_service(context), message.text)
     except InvalidQuestionError as error:
         await _reply(message, [str(error)])
         return

@@ -45,7 +45,8 @@ def test_ask_json_lines_from_stdin(config_file: Path):
 
 
 def test_ask_json_bad_line_reports_error_in_place(config_file: Path):
-    result = _qabot("ask", "--json", "-", "--config", str(config_file), stdin="x" * 1500 + "\nwho backs Ahrar al-Sham?\n")
+    stdin = "x" * 1500 + "\nwho backs Ahrar al-Sham?\n"
+    result = _qabot("ask", "--json", "-", "--config", str(config_file), stdin=stdin)
     assert result.returncode == 1
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert "limit is 1,000" in first["error"]
