@@ -88,13 +88,19 @@ class QAService:
                     self._remember(question, found[question])
         return [found[q] for q in cleaned]  # type: ignore[misc]
 
-    def answer_with_passages(self, question: str) -> tuple[Answer, list[Document]]:
-        """Answer without the cache and also return the passages the reader saw (for evaluation)."""
+    def answer_with_passages(
+        self, question: str, no_answer_threshold: float | None = None
+    ) -> tuple[Answer, list[Document]]:
+        """Answer without the cache and also return the passages the reader saw (for evaluation).
+
+        ``no_answer_threshold=0`` returns the best span even when the service would abstain, which is what
+        a threshold sweep needs.
+        """
         question = self.validate_question(question)
         with self._lock:
             self._reload_if_index_changed()
             ((answers, passages),) = self._pipeline.run([question])
-        return self._to_answer(question, answers), passages
+        return self._to_answer(question, answers, no_answer_threshold), passages
 
     # -- internals ----------------------------------------------------------------------------------------
 
@@ -130,9 +136,10 @@ class QAService:
         refill_bm25_store(self._bm25_store, self._index.store)
         self._cache.clear()
 
-    def _to_answer(self, question: str, extracted: list[ExtractedAnswer]) -> Answer:
+    def _to_answer(self, question: str, extracted: list[ExtractedAnswer], threshold: float | None = None) -> Answer:
         spans = _distinct_spans(extracted, self.settings.reader.max_answer_chars)
-        if not spans or spans[0].score < self.settings.reader.no_answer_threshold:
+        threshold = self.settings.reader.no_answer_threshold if threshold is None else threshold
+        if not spans or spans[0].score < threshold:
             best = spans[0].score if spans else 0.0
             return Answer(question=question, text=None, score=1.0 - best)
         best, *rest = spans

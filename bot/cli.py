@@ -173,9 +173,10 @@ def evaluate_command(
     file: Annotated[Path, typer.Argument(help="SQuAD-format JSON (v1.1, or v2.0 with is_impossible).")],
     config: ConfigOption = None,
     report: Annotated[Path | None, typer.Option(help="Also write per-question results here (JSON).")] = None,
+    sweep: Annotated[bool, typer.Option(help="Also show EM/F1 for no-answer thresholds from 0 to 0.95.")] = False,
 ) -> None:
     """Exact match, F1, no-answer accuracy and retrieval recall@k of the whole service on a question file."""
-    from bot.evaluation import evaluate, load_questions
+    from bot.evaluation import evaluate, load_questions, threshold_sweep
 
     _quiet_libraries()
     settings = _settings(config)
@@ -194,6 +195,13 @@ def evaluate_command(
         f"{result.answered_unanswerable}"
     )
     typer.echo(f"retrieval recall@{result.retrieval_top_k}   {result.retrieval_recall:.1f}")
+    if sweep:
+        typer.echo("\nthreshold     EM     F1  no-answer acc  overall F1")
+        for row in threshold_sweep(service, questions):
+            typer.echo(
+                f"{row.threshold:9.2f} {row.exact_match:6.1f} {row.f1:6.1f} {row.no_answer_accuracy:14.1f}"
+                f" {row.overall_f1:11.1f}"
+            )
     if report:
         payload = {"summary": result.summary(), "questions": result.per_question}
         report.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")

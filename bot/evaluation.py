@@ -89,6 +89,50 @@ def evaluate(service: QAService, questions: list[EvalQuestion]) -> EvalReport:
     return report
 
 
+@dataclass(frozen=True)
+class SweepRow:
+    threshold: float
+    exact_match: float  # answerable questions, abstaining scores 0
+    f1: float
+    no_answer_accuracy: float
+    overall_f1: float  # SQuAD 2.0 style: all questions, a correct abstention scores 1
+
+
+def threshold_sweep(service: QAService, questions: list[EvalQuestion], steps: int = 20) -> list[SweepRow]:
+    """How EM/F1 and abstentions trade off as the no-answer threshold moves from 0 to 0.95.
+
+    Each question is read once with the threshold at 0 (best span always kept, with its confidence), then
+    every threshold is applied to those results: abstain when the confidence is below it.
+    """
+    best = [service.answer_with_passages(item.question, no_answer_threshold=0.0)[0] for item in questions]
+    rows = []
+    for step in range(steps):
+        threshold = round(step / steps, 4)
+        em = f1 = decisions = overall = 0.0
+        for item, answer in zip(questions, best, strict=True):
+            answered = answer.answered and answer.score >= threshold
+            decisions += answered == bool(item.golds)
+            if item.golds:
+                prediction = answer.text if answered else ""
+                em += best_over_golds(exact_match, prediction or "", item.golds)
+                item_f1 = best_over_golds(token_f1, prediction or "", item.golds)
+                f1 += item_f1
+                overall += item_f1
+            else:
+                overall += not answered
+        answerable = sum(1 for item in questions if item.golds) or 1
+        rows.append(
+            SweepRow(
+                threshold=threshold,
+                exact_match=100 * em / answerable,
+                f1=100 * f1 / answerable,
+                no_answer_accuracy=100 * decisions / max(1, len(questions)),
+                overall_f1=100 * overall / max(1, len(questions)),
+            )
+        )
+    return rows
+
+
 def _score(item: EvalQuestion, answer: Answer) -> dict:
     row = {"id": item.qid, "question": item.question, "prediction": answer.text, "score": round(answer.score, 4)}
     if item.golds:
