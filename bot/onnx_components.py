@@ -49,9 +49,14 @@ class _OnnxSentenceEncoder:
         self.session = _session(onnx_path, threads)
         self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
 
-    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 32, progress_bar: bool = False) -> np.ndarray:
         vectors = []
-        for begin in range(0, len(texts), batch_size):
+        starts = range(0, len(texts), batch_size)
+        if progress_bar:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="embedding chunks", unit="batch")
+        for begin in starts:
             encodings = self.tokenizer.encode_batch(texts[begin : begin + batch_size])
             ids, mask = _pad(encodings, self.pad_id)
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
@@ -89,13 +94,16 @@ class OnnxTextEmbedder:
 class OnnxDocumentEmbedder:
     """Documents → the same documents with normalised embeddings (drop-in for the document embedder)."""
 
-    def __init__(self, onnx_path: Path, tokenizer_path: Path, max_length: int = 256, batch_size: int = 32):
-        self.onnx_path, self.tokenizer_path, self.max_length, self.batch_size = (
-            onnx_path,
-            tokenizer_path,
-            max_length,
-            batch_size,
-        )
+    def __init__(
+        self,
+        onnx_path: Path,
+        tokenizer_path: Path,
+        max_length: int = 256,
+        batch_size: int = 32,
+        progress_bar: bool = True,
+    ) -> None:
+        self.onnx_path, self.tokenizer_path, self.max_length = onnx_path, tokenizer_path, max_length
+        self.batch_size, self.progress_bar = batch_size, progress_bar
         self._encoder: _OnnxSentenceEncoder | None = None
 
     def warm_up(self) -> None:
@@ -105,7 +113,8 @@ class OnnxDocumentEmbedder:
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]) -> dict[str, list[Document]]:
         self.warm_up()
-        vectors = self._encoder.encode([d.content or "" for d in documents], self.batch_size)  # type: ignore[union-attr]
+        texts = [d.content or "" for d in documents]
+        vectors = self._encoder.encode(texts, self.batch_size, self.progress_bar)  # type: ignore[union-attr]
         return {"documents": [replace(d, embedding=v.tolist()) for d, v in zip(documents, vectors, strict=True)]}
 
 

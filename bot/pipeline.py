@@ -48,7 +48,9 @@ def build_text_embedder(settings: Settings) -> Any:
 def build_document_embedder(settings: Settings, progress_bar: bool = True) -> Any:
     """Chunk embedder for indexing; always the same model and backend as the question embedder."""
     if settings.embedder.backend == "onnx":
-        return OnnxDocumentEmbedder(*embedder_onnx_files(settings), batch_size=settings.embedder.batch_size)
+        return OnnxDocumentEmbedder(
+            *embedder_onnx_files(settings), batch_size=settings.embedder.batch_size, progress_bar=progress_bar
+        )
     from haystack_integrations.components.embedders.sentence_transformers import (
         SentenceTransformersDocumentEmbedder,
     )
