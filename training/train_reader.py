@@ -131,6 +131,12 @@ def main(
     segment_ids: Annotated[bool, typer.Option(help="Feed BERT segment ids (Haystack's reader does not).")] = False,
     bf16: Annotated[bool, typer.Option(help="bf16 autocast on CPU (fp32 master weights).")] = True,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.")] = False,
+    init_from: Annotated[
+        Path | None, typer.Option(help="Phase 2: start from these weights instead of the base encoder.")
+    ] = None,
+    seen_questions: Annotated[
+        int, typer.Option(help="Phase 2: skip the questions a run with this seed and --train-questions N drew.")
+    ] = 0,
     stop_after: Annotated[
         int | None, typer.Option(help="Stop (after checkpointing) once this many steps ran in this session.")
     ] = None,
@@ -152,6 +158,8 @@ def main(
         "weight_decay": weight_decay,
         "seed": seed,
         "bf16_autocast": bf16,
+        "init_from": str(init_from) if init_from else None,
+        "seen_questions": seen_questions,
         "segment_ids": segment_ids,
     }
     checkpoint_dir = out / "checkpoint"
@@ -162,15 +170,21 @@ def main(
         model_path = checkpoint_dir
     else:
         state = None
-        model_path = base_encoder_path()
+        model_path = init_from or base_encoder_path()
 
     random.seed(seed)
     torch.manual_seed(seed)
     split = split_by_article(load_articles(squad))
     rng = random.Random(seed)
-    positives = rng.sample(split.train, min(train_questions, len(split.train)))
+    pool = split.train
+    if seen_questions:
+        # a phase 1 run drew random.Random(seed).sample(train, seen_questions): train on the rest
+        seen = {ex.qid for ex in random.Random(seed).sample(split.train, seen_questions)}
+        pool = [ex for ex in split.train if ex.qid not in seen]
+        rng = random.Random(seed + 1000)
+    positives = rng.sample(pool, min(train_questions, len(pool)))
     negative_count = round(len(positives) * negative_share / (1 - negative_share))
-    negatives = make_negatives(split.train, negative_count, seed=seed + 1)
+    negatives = make_negatives(split.train, negative_count, seed=seed + 1 + (1000 if seen_questions else 0))
     log.info(
         "train: %d positives + %d negatives; held-out validation: %d questions from %d articles",
         len(positives),
