@@ -11,6 +11,7 @@ sigmoid(factor × (span logit − null logit) + bias).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +25,10 @@ def _session(path: Path, threads: int | None):
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # The embedder and reader sessions run one after the other on the same 2 cores. With spinning on (ORT's
+    # default), the embedder's idle threads keep spinning while the reader runs and halve its speed
+    # (measured: reader batch 66 ms after an embedder call vs 35 ms with spinning off; alone both 34 ms).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -85,9 +90,15 @@ class OnnxTextEmbedder:
             self._encoder = _OnnxSentenceEncoder(self.onnx_path, self.tokenizer_path, self.max_length, self.threads)
 
     @component.output_types(embedding=list[float])
-    def run(self, text: str) -> dict[str, list[float]]:
+    def run(self, text: str) -> dict[str, Sequence[float]]:
+        """The question's vector as a float32 numpy array (a sequence of floats, which FAISS takes as is).
+
+        Not a ``list``: Haystack's ``Pipeline.run`` deep-copies every list it passes between components
+        element by element, with a Protocol ``isinstance`` check per float, which cost 4.5 ms per question
+        for 384 floats; an array is copied in one go.
+        """
         self.warm_up()
-        return {"embedding": self._encoder.encode([text])[0].tolist()}  # type: ignore[union-attr]
+        return {"embedding": self._encoder.encode([text])[0]}  # type: ignore[union-attr]
 
 
 @component
@@ -139,12 +150,14 @@ class OnnxExtractiveReader:
         max_answer_tokens: int = 30,
         answers_per_window: int = 8,
         threads: int | None = None,
+        max_batch_windows: int = 16,
     ) -> None:
         self.model_dir, self.onnx_path = model_dir, onnx_path
         self.top_k, self.max_seq_length, self.stride = top_k, max_seq_length, stride
         self.calibration_factor, self.calibration_bias = calibration_factor, calibration_bias
         self.null_relative_scores = null_relative_scores
         self.max_answer_tokens, self.answers_per_window, self.threads = max_answer_tokens, answers_per_window, threads
+        self.max_batch_windows = max_batch_windows
         self._tokenizer: Tokenizer | None = None
         self._session = None
 
@@ -181,11 +194,7 @@ class OnnxExtractiveReader:
             for window in [encoding, *encoding.overflowing]:
                 windows.append(window)
                 owners.append(pair_index)
-        ids, mask = _pad(windows, self._pad_id)
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if self._wants_token_types:
-            feeds["token_type_ids"] = np.zeros_like(ids)
-        start_logits, end_logits = self._session.run(["start_logits", "end_logits"], feeds)  # type: ignore[union-attr]
+        start_logits, end_logits = self._logits(windows)
         answers: list[list[ExtractedAnswer]] = [[] for _ in queries]
         for window, owner, start, end in zip(windows, owners, start_logits, end_logits, strict=True):
             query_index, document = pairs[owner]
@@ -195,10 +204,30 @@ class OnnxExtractiveReader:
             del found[top_k or self.top_k :]
         return answers
 
+    def _logits(self, windows: list) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Start/end logits per window, in slices of at most ``max_batch_windows`` windows of similar length.
+
+        Slicing bounds the activation memory of a big batch (16 questions x 4 passages in one call peaked at
+        850 MB of RSS, attention scores alone are batch x 12 heads x length^2 floats); sorting by length keeps
+        padding small. Throughput hardly changes: on 2 cores a slice of 16 windows already keeps both busy.
+        """
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i].ids))
+        starts: list[np.ndarray] = [np.empty(0)] * len(windows)
+        ends: list[np.ndarray] = [np.empty(0)] * len(windows)
+        for begin in range(0, len(order), self.max_batch_windows):
+            indices = order[begin : begin + self.max_batch_windows]
+            ids, mask = _pad([windows[i] for i in indices], self._pad_id)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if self._wants_token_types:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            start, end = self._session.run(["start_logits", "end_logits"], feeds)  # type: ignore[union-attr]
+            for row, i in enumerate(indices):
+                starts[i], ends[i] = start[row], end[row]
+        return starts, ends
+
     def _window_answers(self, query, document, window, start: np.ndarray, end: np.ndarray) -> list[ExtractedAnswer]:
-        in_passage = np.array([s == 1 for s in window.sequence_ids] + [False] * (len(start) - len(window.ids)))
         null = start[0] + end[0] if self.null_relative_scores else 0.0
-        passage = np.flatnonzero(in_passage)
+        passage = np.array([i for i, s in enumerate(window.sequence_ids) if s == 1], dtype=np.int64)
         if passage.size == 0:
             return []
         s, e = start[passage], end[passage]
@@ -206,7 +235,13 @@ class OnnxExtractiveReader:
         offsets = np.arange(passage.size)
         band = (offsets[None, :] >= offsets[:, None]) & (offsets[None, :] - offsets[:, None] < self.max_answer_tokens)
         scores = np.where(band, scores, -np.inf)
-        flat = np.argsort(scores, axis=None)[::-1][: self.answers_per_window]
+        flat_scores = scores.ravel()
+        best = self.answers_per_window
+        if best < flat_scores.size:  # partial selection: a full sort of the n x n grid cost ~1 ms per window
+            candidates = np.argpartition(flat_scores, -best)[-best:]
+        else:
+            candidates = np.arange(flat_scores.size)
+        flat = candidates[np.argsort(flat_scores[candidates])[::-1]]
         answers = []
         for position in flat:
             score = scores.flat[position]

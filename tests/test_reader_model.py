@@ -22,7 +22,7 @@ from training.squad_data import DEFAULT_SQUAD_PATH, load_articles, split_by_arti
 READER_DIR = PROJECT_ROOT / "models" / "reader"
 ONNX_FILE = READER_DIR / "onnx" / "model_int8.onnx"
 SAMPLE_SIZE = 200
-F1_FLOOR = 0.0  # set just under the measured value, see module docstring
+F1_FLOOR = 70.0  # measured 72.4 (TransformersExtractiveReader defaults, 200 held-out questions)
 needs_squad = pytest.mark.skipif(not DEFAULT_SQUAD_PATH.exists(), reason=f"SQuAD data not at {DEFAULT_SQUAD_PATH}")
 
 

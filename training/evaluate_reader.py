@@ -45,7 +45,9 @@ def validation_examples(squad: Path, sample: int | None, seed: int) -> tuple[lis
     return positives, negatives
 
 
-def run_logits(model, features: list[Feature], batch_size: int, pad_id: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def run_logits(
+    model, features: list[Feature], batch_size: int, pad_id: int, device: torch.device | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Start/end logits per window, batched by length so padding stays small."""
     order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
     results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(features)
@@ -59,12 +61,12 @@ def run_logits(model, features: list[Feature], batch_size: int, pad_id: int) -> 
             input_ids[row, :length] = torch.tensor(features[i].input_ids)
             mask[row, :length] = 1
         with torch.inference_mode():
-            output = model(input_ids=input_ids, attention_mask=mask)
+            output = model(input_ids=input_ids.to(device or "cpu"), attention_mask=mask.to(device or "cpu"))
         for row, i in enumerate(indices):
             length = len(features[i].input_ids)
             results[i] = (
-                output.start_logits[row, :length].float().numpy(),
-                output.end_logits[row, :length].float().numpy(),
+                output.start_logits[row, :length].float().cpu().numpy(),
+                output.end_logits[row, :length].float().cpu().numpy(),
             )
     return results  # type: ignore[return-value]
 
@@ -164,16 +166,18 @@ def main(
     batch_size: int = 64,
     seed: int = 7,
     threads: int = 2,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when available).")] = "cpu",
 ) -> None:
     """Evaluate ``model_dir`` on the held-out validation articles."""
     torch.set_num_threads(threads)
+    target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else device.replace("auto", "cpu"))
     started = time.time()
     positives, negatives = validation_examples(squad, sample, seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=torch.float32).to(target).eval()
     examples = positives + negatives
     features = build_features(examples, tokenizer, WindowSettings(max_seq_length=max_seq_length, doc_stride=doc_stride))
-    logits = run_logits(model, features, batch_size, tokenizer.pad_token_id)
+    logits = run_logits(model, features, batch_size, tokenizer.pad_token_id, target)
     predictions = predict(examples, features, logits, max_answer_tokens)
     metrics = score(positives, negatives, predictions)
     metrics["calibration"] = fit_calibration(positives, predictions)
