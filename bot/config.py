@@ -46,8 +46,8 @@ class EmbedderSettings(_Section):
 
 
 class RetrievalSettings(_Section):
-    dense_top_k: int = Field(6, ge=1, le=100)
-    bm25_top_k: int = Field(6, ge=0, le=100, description="0 switches BM25 off.")
+    dense_top_k: int = Field(4, ge=1, le=100)
+    bm25_top_k: int = Field(4, ge=0, le=100, description="0 switches BM25 off.")
     top_k: int = Field(4, ge=1, le=100, description="Passages handed to the reader after fusion.")
 
 

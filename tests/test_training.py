@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -93,9 +94,10 @@ def _train(out: Path, *extra: str) -> None:
 
 
 def test_resume_continues_exactly_where_it_stopped(tmp_path: Path):
-    _train(tmp_path / "straight")
-    _train(tmp_path / "interrupted", "--stop-after", "4")
-    _train(tmp_path / "interrupted", "--resume")
+    """Two epochs, stopped inside the first: the resumed run ends with the very same weights."""
+    _train(tmp_path / "straight", "--epochs", "2")
+    _train(tmp_path / "interrupted", "--epochs", "2", "--stop-after", "4")
+    _train(tmp_path / "interrupted", "--epochs", "2", "--resume")
     straight = load_file(tmp_path / "straight" / "checkpoint" / "model.safetensors")
     resumed = load_file(tmp_path / "interrupted" / "checkpoint" / "model.safetensors")
     assert straight.keys() == resumed.keys()
@@ -106,3 +108,5 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path: Path):
         state["step"]
         == torch.load(tmp_path / "straight" / "checkpoint" / "trainer_state.pt", weights_only=False)["step"]
     )
+    run_config = json.loads((tmp_path / "straight" / "run_config.json").read_text())
+    assert run_config["epochs"] == 2 and state["step"] == run_config["total_steps"]
