@@ -49,6 +49,9 @@ class RetrievalSettings(_Section):
     dense_top_k: int = Field(4, ge=1, le=100)
     bm25_top_k: int = Field(4, ge=0, le=100, description="0 switches BM25 off.")
     top_k: int = Field(4, ge=1, le=100, description="Passages handed to the reader after fusion.")
+    dense_only_top: int | None = Field(
+        None, ge=0, le=100, description="Read a passage only FAISS found if in FAISS's top N (null: always)."
+    )
 
 
 class ReaderSettings(_Section):

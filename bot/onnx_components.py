@@ -179,11 +179,8 @@ class OnnxExtractiveReader:
     def run_batch(
         self, queries: list[str], documents: list[list[Document]], top_k: int | None = None
     ) -> list[list[ExtractedAnswer]]:
-        """Read several questions, each over its own passages, in one ONNX Runtime call.
-
-        Questions that arrive together from several chats share one batch: one call over all windows
-        costs less than one call per question on 2 cores.
-        """
+        """Read several questions, each over its own passages: one tokenizer call and one post-processing
+        pass for all of them, the model per question (see ``_logits``)."""
         self.warm_up()
         pairs = [(qi, doc) for qi, docs in enumerate(documents) for doc in docs if doc.content]
         if not pairs:
@@ -194,7 +191,7 @@ class OnnxExtractiveReader:
             for window in [encoding, *encoding.overflowing]:
                 windows.append(window)
                 owners.append(pair_index)
-        start_logits, end_logits = self._logits(windows)
+        start_logits, end_logits = self._logits(windows, [pairs[owner][0] for owner in owners])
         answers: list[list[ExtractedAnswer]] = [[] for _ in queries]
         for window, owner, start, end in zip(windows, owners, start_logits, end_logits, strict=True):
             query_index, document = pairs[owner]
@@ -204,25 +201,30 @@ class OnnxExtractiveReader:
             del found[top_k or self.top_k :]
         return answers
 
-    def _logits(self, windows: list) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Start/end logits per window, in slices of at most ``max_batch_windows`` windows of similar length.
+    def _logits(self, windows: list, questions: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Start/end logits per window: each question's windows on their own, sorted by length, at most
+        ``max_batch_windows`` per ONNX Runtime call.
 
-        Small slices are faster per window on 2 cores (ONNX Runtime: 8.6 ms per 134-token window in a batch of
-        4, 11.8 ms in a batch of 16, whose activations outgrow the cache) and bound the memory of a burst
-        (16 questions x 4 passages in one call peaked at 850 MB of RSS); sorting by length keeps padding small.
+        Per question, because dynamic int8 quantization scales a call's activations by their overall range:
+        windows of another chat's question in the same call shift the logits a little, enough to change a
+        borderline answer. Reading each question on its own makes ``answer_many`` give exactly the answers
+        ``answer`` gives. Small calls are also faster per window on 2 cores (8.6 ms per 134-token window in
+        a call of 4, 11.8 ms in a call of 16, whose activations outgrow the cache) and bound a burst's memory
+        (16 questions x 4 passages in one call peaked at 850 MB of RSS).
         """
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i].ids))
         starts: list[np.ndarray] = [np.empty(0)] * len(windows)
         ends: list[np.ndarray] = [np.empty(0)] * len(windows)
-        for begin in range(0, len(order), self.max_batch_windows):
-            indices = order[begin : begin + self.max_batch_windows]
-            ids, mask = _pad([windows[i] for i in indices], self._pad_id)
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if self._wants_token_types:
-                feeds["token_type_ids"] = np.zeros_like(ids)
-            start, end = self._session.run(["start_logits", "end_logits"], feeds)  # type: ignore[union-attr]
-            for row, i in enumerate(indices):
-                starts[i], ends[i] = start[row], end[row]
+        for question in dict.fromkeys(questions):
+            mine = sorted((i for i, q in enumerate(questions) if q == question), key=lambda i: len(windows[i].ids))
+            for begin in range(0, len(mine), self.max_batch_windows):
+                indices = mine[begin : begin + self.max_batch_windows]
+                ids, mask = _pad([windows[i] for i in indices], self._pad_id)
+                feeds = {"input_ids": ids, "attention_mask": mask}
+                if self._wants_token_types:
+                    feeds["token_type_ids"] = np.zeros_like(ids)
+                start, end = self._session.run(["start_logits", "end_logits"], feeds)  # type: ignore[union-attr]
+                for row, i in enumerate(indices):
+                    starts[i], ends[i] = start[row], end[row]
         return starts, ends
 
     def _window_answers(self, query, document, window, start: np.ndarray, end: np.ndarray) -> list[ExtractedAnswer]:

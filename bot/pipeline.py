@@ -1,7 +1,8 @@
 """The query pipeline, assembled in one place so the whole flow reads in one screen.
 
     question ─► text_embedder ─► dense_retriever (FAISS) ─┐
-            └─────────────────► bm25_retriever ───────────┴► joiner (reciprocal rank fusion) ─► reader
+            └─────────────────► bm25_retriever ───────────┴► joiner (reciprocal rank fusion)
+                  ─► agreement (drop low FAISS-only passages, see bot.passage_filter) ─► reader
 
 BM25 is there because names such as "Ahrar al-Sham" or "Jaysh al Fateh" are lexical: a small sentence
 embedder knows little about them, an exact-term match knows exactly.
@@ -26,6 +27,7 @@ from haystack_integrations.document_stores.faiss import FAISSDocumentStore
 from bot.config import Settings
 from bot.models import embedder_model, embedder_onnx_files, onnx_file, reader_model
 from bot.onnx_components import OnnxDocumentEmbedder, OnnxExtractiveReader, OnnxTextEmbedder
+from bot.passage_filter import RetrievalAgreementFilter
 
 # Answers per question the reader hands back before our own de-duplication and alternatives.
 READER_TOP_K = 8
@@ -124,7 +126,8 @@ class QueryPipeline:
         inputs = {"text_embedder": {"text": question}}
         if "bm25_retriever" in self.retrieval.graph.nodes:
             inputs["bm25_retriever"] = {"query": question}
-        return self.retrieval.run(inputs)["joiner"]["documents"]
+        outputs = self.retrieval.run(inputs)
+        return outputs["agreement" if "agreement" in outputs else "joiner"]["documents"]
 
     def run(self, questions: list[str]) -> list[tuple[list[ExtractedAnswer], list[Document]]]:
         """Answers and passages per question; one reader batch when the reader supports it."""
@@ -157,4 +160,9 @@ def build_query_pipeline(
             "bm25_retriever", InMemoryBM25Retriever(document_store=bm25_store, top_k=retrieval.bm25_top_k)
         )
         pipeline.connect("bm25_retriever.documents", "joiner.documents")
+        if retrieval.dense_only_top is not None:
+            pipeline.add_component("agreement", RetrievalAgreementFilter(dense_only_top=retrieval.dense_only_top))
+            pipeline.connect("joiner.documents", "agreement.documents")
+            pipeline.connect("dense_retriever.documents", "agreement.dense_documents")
+            pipeline.connect("bm25_retriever.documents", "agreement.lexical_documents")
     return QueryPipeline(pipeline, build_reader(settings))

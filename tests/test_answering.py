@@ -11,7 +11,7 @@ import pytest
 from bot.answering import QAService
 from bot.articles import load_article
 from bot.errors import InvalidQuestionError
-from tests.conftest import BOILERPLATE_MARKERS, SEED_ARTICLE
+from tests.conftest import BOILERPLATE_MARKERS, SEED_ARTICLE, settings_with
 
 ARTICLE_TEXT = load_article(SEED_ARTICLE).text
 
@@ -70,8 +70,15 @@ def test_bad_questions_are_refused_without_side_effects(qa_service: QAService, q
     assert dict(qa_service._cache) == cache_before
 
 
-def test_answer_many_keeps_order_and_matches_single_answers(qa_service: QAService):
-    """Six questions give the reader more windows than one ONNX call takes: the slices must not mix them up."""
+def test_answer_many_keeps_order_and_matches_single_answers(service_settings):
+    """A burst gives exactly the answers and scores that one-by-one questions get (no answer cache in play).
+
+    Six questions give the reader more windows than one ONNX call takes; int8 activations are quantized per
+    call, so windows of different questions must never share a call or their scores would drift.
+    """
+    service = QAService.from_settings(
+        settings_with(service_settings, answers=service_settings.answers.model_copy(update={"cache_size": 0}))
+    )
     questions = [
         "Who backs Ahrar al-Sham?",
         "What is the capital of Australia?",
@@ -80,9 +87,10 @@ def test_answer_many_keeps_order_and_matches_single_answers(qa_service: QAServic
         "Which city did the rebels try to break the siege of?",
         "What did the Soufan Group call the offensive?",
     ]
-    batch = qa_service.answer_many(questions)
+    batch = service.answer_many(questions)
+    singles = [service.answer(q) for q in questions]
     assert [a.question for a in batch] == questions
-    assert [a.text for a in batch] == [qa_service.answer(q).text for q in questions]
+    assert [(a.text, a.score) for a in batch] == [(a.text, a.score) for a in singles]
 
 
 def test_repeated_question_is_served_from_cache(qa_service: QAService):
@@ -138,3 +146,24 @@ def test_service_is_thread_safe_under_index_reload(qa_service: QAService):
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_low_dense_only_passages_are_not_read_when_asked(service_settings):
+    """With retrieval.dense_only_top 1, every passage read is BM25-backed or FAISS's best hit."""
+    retrieval = service_settings.retrieval.model_copy(update={"dense_only_top": 1})
+    service = QAService.from_settings(settings_with(service_settings, retrieval=retrieval))
+    pipeline = service._pipeline.retrieval
+    skipped = 0
+    for question in ["Who backs Ahrar al-Sham?", "What did the Soufan Group call the offensive?", "Who is Hadi?"]:
+        outputs = pipeline.run(
+            {"text_embedder": {"text": question}, "bm25_retriever": {"query": question}},
+            include_outputs_from={"dense_retriever", "bm25_retriever", "joiner"},
+        )
+        lexical = {d.id for d in outputs["bm25_retriever"]["documents"]}
+        best_dense = outputs["dense_retriever"]["documents"][0].id
+        read = outputs["agreement"]["documents"]
+        assert read and all(d.id in lexical or d.id == best_dense for d in read)
+        assert [d.id for d in read] == [d.id for d in outputs["joiner"]["documents"] if d in read]
+        skipped += len(outputs["joiner"]["documents"]) - len(read)
+        assert service.answer_with_passages(question)[1] == read
+    assert skipped > 0
