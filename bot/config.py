@@ -60,8 +60,10 @@ class ReaderSettings(_Section):
     onnx_file: str = Field("onnx/model_int8.onnx", description="Relative to the model folder.")
     max_seq_length: int = Field(256, ge=32, le=512)
     stride: int = Field(96, ge=0)
-    calibration_factor: float = Field(0.1534, gt=0, description="Platt scaling: confidence = sigmoid(factor*m + bias)")
-    calibration_bias: float = -1.787
+    calibration_factor: float | None = Field(
+        None, gt=0, description="Platt scaling: confidence = sigmoid(factor*m + bias); null: the model's metrics.json"
+    )
+    calibration_bias: float | None = Field(None, description="null: the model folder's metrics.json")
     null_relative_scores: bool = Field(True, description="Score spans against the model's learned null.")
     no_answer_threshold: float = Field(0.5, ge=0, le=1)
     max_answer_chars: int = Field(200, ge=1)

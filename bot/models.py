@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bot.config import PACKAGED_EMBEDDER, Settings
@@ -57,7 +58,33 @@ def onnx_file(settings: Settings) -> Path:
     path = folder / settings.reader.onnx_file
     if not path.exists():
         raise ModelLoadError(
-            f"reader.backend is onnx but {path} does not exist; run `python -m training.export_onnx` "
+            f"reader.backend is onnx but {path} does not exist; run `python -m training.export_reader` "
             "or set reader.backend: torch"
         )
     return path
+
+
+# Platt scaling for a reader folder without a fitted calibration (e.g. a hub model): margin / 4, no shift.
+UNCALIBRATED = (0.25, 0.0)
+
+
+def reader_calibration(settings: Settings) -> tuple[float, float]:
+    """(factor, bias) of the reader's confidence: config.yaml's values where set, else the model's own fit.
+
+    ``training/evaluate_reader.py`` fits them on held-out SQuAD and writes them to ``metrics.json`` beside the
+    weights, so a retrained and re-exported reader is calibrated without anyone copying numbers by hand.
+    """
+    configured = settings.reader.calibration_factor, settings.reader.calibration_bias
+    if None not in configured:
+        return configured  # type: ignore[return-value]
+    metrics_path = settings.resolve(settings.reader.model) / "metrics.json"
+    fitted = UNCALIBRATED
+    if metrics_path.exists():
+        try:
+            calibration = json.loads(metrics_path.read_text(encoding="utf-8"))["calibration"]
+            fitted = float(calibration["factor"]), float(calibration["bias"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ModelLoadError(f"reader.model: cannot read the calibration in {metrics_path}: {error}") from error
+    factor = configured[0] if configured[0] is not None else fitted[0]
+    bias = configured[1] if configured[1] is not None else fitted[1]
+    return factor, bias

@@ -25,7 +25,7 @@ from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetr
 from haystack_integrations.document_stores.faiss import FAISSDocumentStore
 
 from bot.config import Settings
-from bot.models import embedder_model, embedder_onnx_files, onnx_file, reader_model
+from bot.models import embedder_model, embedder_onnx_files, onnx_file, reader_calibration, reader_model
 from bot.onnx_components import OnnxDocumentEmbedder, OnnxExtractiveReader, OnnxTextEmbedder
 from bot.passage_filter import RetrievalAgreementFilter
 
@@ -68,6 +68,7 @@ def build_document_embedder(settings: Settings, progress_bar: bool = True) -> An
 def build_reader(settings: Settings) -> Any:
     """The reader as configured: the int8 ONNX fast path or the plain PyTorch model (same scoring)."""
     reader = settings.reader
+    calibration_factor, calibration_bias = reader_calibration(settings)
     if reader.backend == "onnx":
         return OnnxExtractiveReader(
             model_dir=Path(reader_model(settings)),
@@ -75,8 +76,8 @@ def build_reader(settings: Settings) -> Any:
             top_k=READER_TOP_K,
             max_seq_length=reader.max_seq_length,
             stride=reader.stride,
-            calibration_factor=reader.calibration_factor,
-            calibration_bias=reader.calibration_bias,
+            calibration_factor=calibration_factor,
+            calibration_bias=calibration_bias,
             null_relative_scores=reader.null_relative_scores,
             answers_per_window=READER_TOP_K,
         )
@@ -85,11 +86,11 @@ def build_reader(settings: Settings) -> Any:
     return QabotReader(
         model=reader_model(settings),
         null_relative_scores=reader.null_relative_scores,
-        calibration_bias=reader.calibration_bias,
+        calibration_bias=calibration_bias,
         top_k=READER_TOP_K,
         max_seq_length=reader.max_seq_length,
         stride=reader.stride,
-        calibration_factor=reader.calibration_factor,
+        calibration_factor=calibration_factor,
         no_answer=False,
         answers_per_seq=READER_TOP_K,
     )

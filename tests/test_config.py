@@ -45,3 +45,26 @@ def test_qabot_config_variable_selects_file(tmp_path: Path):
     path = tmp_path / "other.yaml"
     path.write_text("answers: {alternatives: 0}")
     assert load_settings(environ={"QABOT_CONFIG": str(path)}).answers.alternatives == 0
+
+
+def test_reader_calibration_comes_from_the_model_folder_unless_configured(tmp_path: Path):
+    """config.yaml leaves calibration null: the numbers are the fit that evaluate_reader wrote beside the weights."""
+    import json
+
+    from bot.config import PROJECT_ROOT
+    from bot.errors import ModelLoadError
+    from bot.models import UNCALIBRATED, reader_calibration
+
+    fitted = json.loads((PROJECT_ROOT / "models" / "reader" / "metrics.json").read_text())["calibration"]
+    shipped = load_settings(DEFAULT_CONFIG_PATH, environ={})
+    assert reader_calibration(shipped) == (fitted["factor"], fitted["bias"])
+
+    def with_reader(**reader) -> Settings:
+        return shipped.model_copy(update={"reader": shipped.reader.model_copy(update=reader)})
+
+    assert reader_calibration(with_reader(calibration_factor=0.3)) == (0.3, fitted["bias"])
+    assert reader_calibration(with_reader(calibration_factor=0.3, calibration_bias=-1.0)) == (0.3, -1.0)
+    assert reader_calibration(with_reader(model=str(tmp_path))) == UNCALIBRATED
+    (tmp_path / "metrics.json").write_text('{"f1": 70}')
+    with pytest.raises(ModelLoadError, match="calibration"):
+        reader_calibration(with_reader(model=str(tmp_path)))
