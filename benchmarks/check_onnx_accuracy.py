@@ -67,18 +67,11 @@ def run_logits_onnx(session, features, batch_size: int, pad_id: int):
     """``training.evaluate_reader.run_logits`` with an ONNX Runtime session in place of the torch model."""
     import numpy as np
 
+    from training.evaluate_reader import padded_batches
+
     wants_token_types = any(i.name == "token_type_ids" for i in session.get_inputs())
-    order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
     results = [None] * len(features)
-    for begin in range(0, len(order), batch_size):
-        indices = order[begin : begin + batch_size]
-        width = max(len(features[i].input_ids) for i in indices)
-        input_ids = np.full((len(indices), width), pad_id, dtype=np.int64)
-        mask = np.zeros((len(indices), width), dtype=np.int64)
-        for row, i in enumerate(indices):
-            length = len(features[i].input_ids)
-            input_ids[row, :length] = features[i].input_ids
-            mask[row, :length] = 1
+    for indices, input_ids, mask in padded_batches(features, batch_size, pad_id):
         feeds = {"input_ids": input_ids, "attention_mask": mask}
         if wants_token_types:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
@@ -100,10 +93,10 @@ def squad_sample(
     batch_size: int,
 ) -> dict[str, dict]:
     """(b): the same SQuAD windows through the float model and the int8 export."""
-    import onnxruntime
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+    from bot.onnx_components import onnx_session
     from training.evaluate_reader import predict, run_logits, score, validation_examples
     from training.features import WindowSettings, build_features
     from training.squad_data import DEFAULT_SQUAD_PATH
@@ -122,9 +115,7 @@ def squad_sample(
     results["torch"] = {**score(positives, negatives, torch_predictions), "seconds": torch_seconds}
     del model
 
-    options = onnxruntime.SessionOptions()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(onnx_path)
     started = time.perf_counter()
     logits = run_logits_onnx(session, features, batch_size, tokenizer.pad_token_id)
     onnx_seconds = time.perf_counter() - started

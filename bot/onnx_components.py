@@ -20,7 +20,8 @@ from haystack import Document, ExtractedAnswer, component
 from tokenizers import Tokenizer
 
 
-def _session(path: Path, threads: int | None):
+def onnx_session(path: Path, threads: int | None = None):
+    """A CPU ONNX Runtime session set up as qabot runs its models (full graph optimisation, no spinning)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -51,7 +52,7 @@ class _OnnxSentenceEncoder:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length)
-        self.session = _session(onnx_path, threads)
+        self.session = onnx_session(onnx_path, threads)
         self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
 
     def encode(self, texts: list[str], batch_size: int = 32, progress_bar: bool = False) -> np.ndarray:
@@ -169,7 +170,7 @@ class OnnxExtractiveReader:
         tokenizer.enable_truncation(self.max_seq_length, stride=self.stride, strategy="only_second")
         self._tokenizer = tokenizer
         self._pad_id = tokenizer.token_to_id("[PAD]") or 0
-        self._session = _session(self.onnx_path, self.threads)
+        self._session = onnx_session(self.onnx_path, self.threads)
         self._wants_token_types = any(i.name == "token_type_ids" for i in self._session.get_inputs())
 
     @component.output_types(answers=list[ExtractedAnswer])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +27,7 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 from bot.squad_metrics import best_over_golds, exact_match, token_f1
 from training.features import Feature, WindowSettings, build_features
 from training.squad_data import DEFAULT_SQUAD_PATH, QAExample, load_articles, make_negatives, split_by_article
+from training.train_reader import resolve_device
 
 
 @dataclass(frozen=True)
@@ -45,23 +47,35 @@ def validation_examples(squad: Path, sample: int | None, seed: int) -> tuple[lis
     return positives, negatives
 
 
+def padded_batches(
+    features: list[Feature], batch_size: int, pad_id: int
+) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """(feature indices, input_ids, attention_mask) per batch, windows sorted by length so padding stays small."""
+    order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
+    for begin in range(0, len(order), batch_size):
+        indices = order[begin : begin + batch_size]
+        width = max(len(features[i].input_ids) for i in indices)
+        input_ids = np.full((len(indices), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(indices), width), dtype=np.int64)
+        for row, i in enumerate(indices):
+            length = len(features[i].input_ids)
+            input_ids[row, :length] = features[i].input_ids
+            mask[row, :length] = 1
+        yield indices, input_ids, mask
+
+
 def run_logits(
     model, features: list[Feature], batch_size: int, pad_id: int, device: torch.device | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Start/end logits per window, batched by length so padding stays small."""
-    order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
+    """Start/end logits per window (``padded_batches``), on ``device`` (default: the CPU)."""
+    device = device or torch.device("cpu")
     results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(features)
-    for begin in tqdm(range(0, len(order), batch_size), desc="reader", mininterval=5):
-        indices = order[begin : begin + batch_size]
-        width = max(len(features[i].input_ids) for i in indices)
-        input_ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(indices), width), dtype=torch.long)
-        for row, i in enumerate(indices):
-            length = len(features[i].input_ids)
-            input_ids[row, :length] = torch.tensor(features[i].input_ids)
-            mask[row, :length] = 1
+    batches = padded_batches(features, batch_size, pad_id)
+    for indices, input_ids, mask in tqdm(batches, total=-(-len(features) // batch_size), desc="reader", mininterval=5):
         with torch.inference_mode():
-            output = model(input_ids=input_ids.to(device or "cpu"), attention_mask=mask.to(device or "cpu"))
+            output = model(
+                input_ids=torch.from_numpy(input_ids).to(device), attention_mask=torch.from_numpy(mask).to(device)
+            )
         for row, i in enumerate(indices):
             length = len(features[i].input_ids)
             results[i] = (
@@ -170,7 +184,7 @@ def main(
 ) -> None:
     """Evaluate ``model_dir`` on the held-out validation articles."""
     torch.set_num_threads(threads)
-    target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else device.replace("auto", "cpu"))
+    target = resolve_device(device)
     started = time.time()
     positives, negatives = validation_examples(squad, sample, seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

