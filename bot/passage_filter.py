@@ -30,9 +30,7 @@ class RetrievalAgreementFilter:
     ) -> dict[str, list[Document]]:
         lexical = {document.id for document in lexical_documents}
         dense_rank = {document.id: rank for rank, document in enumerate(dense_documents)}
-        kept = [
-            document
-            for document in documents
-            if document.id in lexical or dense_rank.get(document.id, 0) < self.dense_only_top
-        ]
-        return {"documents": kept}
+        return {"documents": [d for d in documents if d.id in lexical or self._high_dense_hit(dense_rank.get(d.id))]}
+
+    def _high_dense_hit(self, rank: int | None) -> bool:
+        return rank is not None and rank < self.dense_only_top

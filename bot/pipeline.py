@@ -115,9 +115,10 @@ def refill_bm25_store(store: InMemoryDocumentStore, faiss_store: FAISSDocumentSt
 class QueryPipeline:
     """Retrieval pipeline + reader: question(s) in, (reader answers, passages read) out."""
 
-    def __init__(self, retrieval: Pipeline, reader: Any) -> None:
+    def __init__(self, retrieval: Pipeline, reader: Any, passages_from: str = "joiner") -> None:
         self.retrieval = retrieval
         self.reader = reader
+        self.passages_from = passages_from  # the retrieval component whose documents the reader reads
 
     def warm_up(self) -> None:
         self.retrieval.warm_up()
@@ -127,8 +128,7 @@ class QueryPipeline:
         inputs = {"text_embedder": {"text": question}}
         if "bm25_retriever" in self.retrieval.graph.nodes:
             inputs["bm25_retriever"] = {"query": question}
-        outputs = self.retrieval.run(inputs)
-        return outputs["agreement" if "agreement" in outputs else "joiner"]["documents"]
+        return self.retrieval.run(inputs)[self.passages_from]["documents"]
 
     def run(self, questions: list[str]) -> list[tuple[list[ExtractedAnswer], list[Document]]]:
         """Answers and passages per question; one reader batch when the reader supports it."""
@@ -156,6 +156,7 @@ def build_query_pipeline(
     )
     pipeline.connect("text_embedder.embedding", "dense_retriever.query_embedding")
     pipeline.connect("dense_retriever.documents", "joiner.documents")
+    passages_from = "joiner"
     if retrieval.bm25_top_k > 0:
         pipeline.add_component(
             "bm25_retriever", InMemoryBM25Retriever(document_store=bm25_store, top_k=retrieval.bm25_top_k)
@@ -166,4 +167,5 @@ def build_query_pipeline(
             pipeline.connect("joiner.documents", "agreement.documents")
             pipeline.connect("dense_retriever.documents", "agreement.dense_documents")
             pipeline.connect("bm25_retriever.documents", "agreement.lexical_documents")
-    return QueryPipeline(pipeline, build_reader(settings))
+            passages_from = "agreement"
+    return QueryPipeline(pipeline, build_reader(settings), passages_from)
