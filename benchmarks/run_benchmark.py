@@ -449,17 +449,16 @@ def cold_start(system: str, spec_path: Path, timeout: float) -> dict:
 
 def load_questions(limit: int | None) -> tuple[list[str], list[tuple[str, ...]]]:
     """Distinct questions (first occurrence kept) and their gold answers (empty tuple = unanswerable)."""
-    data = json.loads(QUESTIONS_FILE.read_text(encoding="utf-8"))["data"]
+    from bot.evaluation import load_questions as load_question_file
+
     seen, questions, golds = set(), [], []
-    for article in data:
-        for paragraph in article["paragraphs"]:
-            for qa in paragraph["qas"]:
-                key = " ".join(qa["question"].casefold().split()).rstrip("?!. ")
-                if key in seen or key == WARM_UP_QUESTION.casefold().rstrip("?"):
-                    continue
-                seen.add(key)
-                questions.append(qa["question"])
-                golds.append(() if qa.get("is_impossible") else tuple(a["text"] for a in qa["answers"]))
+    for item in load_question_file(QUESTIONS_FILE):
+        key = " ".join(item.question.casefold().split()).rstrip("?!. ")
+        if key in seen or key == WARM_UP_QUESTION.casefold().rstrip("?"):
+            continue
+        seen.add(key)
+        questions.append(item.question)
+        golds.append(item.golds)
     if limit:  # keep the mix of answerable and unanswerable questions in a short run
         answerable = [i for i, g in enumerate(golds) if g][: max(1, limit - limit // 4)]
         unanswerable = [i for i, g in enumerate(golds) if not g][: limit // 4]
