@@ -12,7 +12,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", os.environ["HF_HUB_OFFLINE"])
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # FAISS's OpenMP threads would otherwise busy-wait after each (tiny) search and steal the cores the reader
-# needs next: a 22-vector search cost 4.7 ms with spinning threads, 0.2 ms without. Must precede faiss' import.
+# needs next: answers took 52-67 ms with OMP_WAIT_POLICY=ACTIVE, 43 ms with PASSIVE
+# (benchmarks/profile_answer.py). Must precede faiss' import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"

@@ -27,7 +27,7 @@ def onnx_session(path: Path, threads: int | None = None):
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     # The embedder and reader sessions run one after the other on the same 2 cores. With spinning on (ORT's
     # default), the embedder's idle threads keep spinning while the reader runs and halve its speed
-    # (measured: reader batch 66 ms after an embedder call vs 35 ms with spinning off; alone both 34 ms).
+    # (benchmarks/hot_path_effects.py: the reader's call after an embedder call, 55 ms vs 34 ms without).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
@@ -94,8 +94,8 @@ class OnnxTextEmbedder:
         """The question's vector as a float32 numpy array, which the FAISS store takes as it takes a list.
 
         Not a ``list``: Haystack's ``Pipeline.run`` deep-copies every list it passes between components
-        element by element, with a Protocol ``isinstance`` check per float, which cost 4.5 ms per question
-        for 384 floats; an array is copied in one go.
+        element by element, with a Protocol ``isinstance`` check per float: 4.2 ms for 384 floats against
+        0.01 ms for an array (benchmarks/hot_path_effects.py).
         """
         self.warm_up()
         return {"embedding": self._encoder.encode([text])[0]}  # type: ignore[union-attr]
@@ -208,9 +208,9 @@ class OnnxExtractiveReader:
         Per question, because dynamic int8 quantization scales a call's activations by their overall range:
         windows of another chat's question in the same call shift the logits a little, enough to change a
         borderline answer. Reading each question on its own makes ``answer_many`` give exactly the answers
-        ``answer`` gives. Small calls are also faster per window on 2 cores (8.6 ms per 134-token window in
-        a call of 4, 11.8 ms in a call of 16, whose activations outgrow the cache) and bound a burst's memory
-        (16 questions x 4 passages in one call peaked at 850 MB of RSS).
+        ``answer`` gives. Calls of 4 are also a little faster per window than calls of 1 or 16 on 2 cores
+        (8.7 vs 10.3 and 9.2 ms per 134-token window, benchmarks/hot_path_effects.py) and bound a burst's
+        memory: one call over 16 questions x 4 passages peaked at 856 MB of RSS (run_benchmark.py, 6394963).
         """
         starts: list[np.ndarray] = [np.empty(0)] * len(windows)
         ends: list[np.ndarray] = [np.empty(0)] * len(windows)
