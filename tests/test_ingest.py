@@ -251,8 +251,10 @@ def test_url_becomes_an_indexed_article_without_furniture(ingest_settings: Setti
 def test_same_url_or_same_text_is_not_added_twice(ingest_settings: Settings, site: NewsSite, tmp_path: Path):
     first = ingest_url(ingest_settings, site.url("/news/bridge"))
     files = _files(ingest_settings)
+    fetched = len(site.requests)
     again = ingest_url(ingest_settings, site.url("/news/bridge#comments"))
     assert not again.added and again.info.article_id == first.info.article_id
+    assert len(site.requests) == fetched  # a known URL is recognised before anything is downloaded
     copy = ingest_url(ingest_settings, site.url("/news/bridge-copy"))  # another URL, identical text
     assert not copy.added and copy.info.article_id == first.info.article_id
     saved = tmp_path / "bridge.html"
