@@ -145,7 +145,7 @@ def _pinned_request(
         "Host": host_header,
         "User-Agent": settings.user_agent,
         "Accept": "text/html,application/xhtml+xml,application/pdf;q=0.9",
-        "Accept-Encoding": "identity",  # the size limit counts the bytes we store, not a compressed stream
+        "Accept-Encoding": "identity",  # plain bytes: the size limit counts what we store
     }
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
     return client.build_request("GET", pinned_url, headers=headers, extensions=extensions)
@@ -177,7 +177,9 @@ def _read_document(
         raise IngestError(f"{final_url} is {int(declared):,} bytes; the limit is {settings.max_bytes:,}")
     body = bytearray()
     try:
-        for chunk in response.iter_raw(_CHUNK):
+        # Decoded bytes are counted: a server that compresses anyway (we ask for identity) gets the same limit,
+        # and a compression bomb is cut off after one network read's worth of output.
+        for chunk in response.iter_bytes(_CHUNK):
             body += chunk
             if len(body) > settings.max_bytes:
                 raise IngestError(f"{final_url} is over the {settings.max_bytes:,}-byte limit")
