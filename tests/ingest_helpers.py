@@ -27,6 +27,24 @@ FURNITURE_MARKERS = (
     "0451187",
     "Subscribe from 1 euro",
 )
+# A second, shorter page (sent as a file in the tests): its own facts, the same kind of furniture.
+FERRY_HTML = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<title>The Kerran Flyer makes its last crossing | The Harbour Gazette</title>
+<meta property="og:site_name" content="The Harbour Gazette"></head><body>
+<div class="cookie-consent"><p>We use cookies from 37 advertising partners.</p><button>Accept</button></div>
+<nav><a href="/">Home</a> <a href="/news">News</a> <a href="/subscribe">Subscribe from 1 euro a week</a></nav>
+<main><article><h1>The Kerran Flyer makes its last crossing</h1>
+<p>The Kerran Flyer, the ferry that linked the two banks of Port Kerran for 68 years, made its last crossing
+on Sunday with 212 passengers on board, most of them wearing the blue scarves of the old ferry company.</p>
+<p>Captain Rui Salgado, who steered the ferry for 22 years, sounded the horn three times as the boat left the
+north quay. Several former crew members joined him on the bridge for the ten-minute trip.</p>
+<p>The ferry will be towed to the maritime museum in Aldmouth next month, where it will be restored and opened
+to visitors in the spring. The museum paid a symbolic price of one euro for the boat.</p>
+</article>
+<aside class="newsletter"><p>Sign up for the Morning Brief, edited by Paulo Brandt.</p></aside>
+<section class="comments"><p>Gary from Leeds: waste of money, mark my words.</p></section></main>
+<footer><p>© 2026 Harbour Gazette Media Group Ltd, registered in Wales.</p></footer></body></html>
+""".encode()
 LOGIN_HTML = b"""<!DOCTYPE html><html><head><title>Sign in | The Harbour Gazette</title></head><body>
 <nav><a href="/">Home</a> <a href="/news">News</a></nav>
 <main><h1>Sign in to continue reading</h1><p>Subscribers get unlimited access to every story.</p>

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from tests.conftest import SEED_ARTICLE
-from tests.ingest_helpers import ARTICLE_HTML, PDF_LINES, PDF_TITLE, NewsSite, make_pdf, news_site
+from tests.ingest_helpers import ARTICLE_HTML, FERRY_HTML, PDF_LINES, PDF_TITLE, NewsSite, make_pdf, news_site
 
 runner = CliRunner()
 
@@ -53,11 +53,19 @@ def test_index_add_url_html_and_pdf(tmp_path: Path, site: NewsSite):
     same = runner.invoke(app, ["index", "add", str(page), "--config", str(config)])
     assert same.exit_code == 0 and "already in the library" in same.output
 
+    ferry = tmp_path / "ferry.html"
+    ferry.write_bytes(FERRY_HTML)
+    added = runner.invoke(app, ["index", "add", str(ferry), "--config", str(config)])
+    assert added.exit_code == 0 and "added 'ferry' (The Kerran Flyer makes its last crossing)" in added.output
+
     pdf = tmp_path / "notice.pdf"
     pdf.write_bytes(make_pdf(PDF_TITLE, PDF_LINES))
     added = runner.invoke(app, ["index", "add", str(pdf), "--config", str(config)])
-    assert added.exit_code == 0 and "index now has 3 article(s)" in added.output
-    assert len(list(articles.glob("*.txt"))) == 3
+    assert added.exit_code == 0 and "index now has 4 article(s)" in added.output
+    assert len(list(articles.glob("*.txt"))) == 4
+
+    answered = runner.invoke(app, ["ask", "--json", "Who is the harbour master?", "--config", str(config)])
+    assert answered.exit_code == 0 and '"answer": "Edda Lindqvist"' in answered.output
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import pytest_asyncio
 from bot.config import Settings, TelegramSettings
 from bot.telegram_articles import ADMINS_ONLY, READING
 from tests.conftest import SEED_ARTICLE, settings_with
-from tests.ingest_helpers import PDF_LINES, PDF_TITLE, NewsSite, make_pdf, news_site
+from tests.ingest_helpers import FERRY_HTML, PDF_LINES, PDF_TITLE, NewsSite, make_pdf, news_site
 from tests.telegram_emulator.harness import Emulator, EmulatorClient, node_available, running_emulator
 from tests.test_telegram_bot import bold_answer, bot_and_client, shown_text
 
@@ -166,6 +166,13 @@ async def test_quota_per_chat(per_chat: EmulatorClient):
     assert "already has 1 of its 1 articles" in result
     result = await _add(per_chat, CHAT_B, file_name="marina.txt", data=_long_article("Marina berths", 400))
     assert "over its 20,000-character limit" in result
+
+
+async def test_html_document_becomes_a_chat_article(per_chat: EmulatorClient):
+    result = await _add(per_chat, CHAT_B, file_name="ferry.html", data=FERRY_HTML)
+    assert "Added for this chat only" in result and "The Kerran Flyer makes its last crossing" in result
+    assert "212" in await _answer(per_chat, CHAT_B, "How many passengers were on the last crossing of the ferry?")
+    assert "Paulo Brandt" not in await _answer(per_chat, CHAT_B, "Who edits the Morning Brief newsletter?")
 
 
 async def test_use_focuses_on_one_article_and_forget_removes_it(per_chat: EmulatorClient):
