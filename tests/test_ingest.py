@@ -326,6 +326,11 @@ def test_ingested_page_is_answered_and_its_furniture_is_not(ingest_settings: Set
     answer = service.answer("Who cut the ribbon to open the tidal bridge?")
     assert answer.text is not None and "Ines Calloway" in answer.text
     assert answer.source is not None and answer.source.title.startswith("Tidal bridge")
+    # Scoped to the other article, the same (now cached) question must not be answered from this one.
+    scoped = service.answer("Who cut the ribbon to open the tidal bridge?", scope=frozenset({"aleppo-siege-2016"}))
+    assert "Calloway" not in (scoped.text or "")
+    assert all(a.source.article_id == "aleppo-siege-2016" for a in scoped.alternatives)
+    assert scoped.source is None or scoped.source.article_id == "aleppo-siege-2016"
     for question in (
         "Where is Harbour Gazette Media Group registered?",
         "Who edits the Morning Brief newsletter?",
