@@ -126,6 +126,22 @@ def test_connection_goes_to_the_checked_address(site: NewsSite):
     assert ("/news/bridge", f"news.rebind.test:{site.port}") in site.requests
 
 
+def test_https_request_is_pinned_but_keeps_host_name_for_tls_and_virtual_hosts():
+    """For https the certificate is still checked against the real name (SNI), while the socket goes to the IP."""
+    import httpx
+
+    from bot.ingest.fetch import _pinned_request
+
+    def resolver(host: str, port: int) -> list[str]:
+        return ["2606:4700::1111", "93.184.215.14"]
+
+    with httpx.Client() as client:
+        request = _pinned_request(client, "https://News.Example/a?b=1#c", GUARDED, resolver, is_public_address)
+    assert request.url.host == "2606:4700::1111" and request.url.port in (None, 443) and request.url.path == "/a"
+    assert request.headers["Host"] == "news.example" and request.extensions["sni_hostname"] == "news.example"
+    assert request.headers["User-Agent"] == GUARDED.user_agent
+
+
 def test_only_http_and_https(site: NewsSite):
     for url in ("file:///etc/passwd", "ftp://example.org/a.pdf", "gopher://127.0.0.1/"):
         with pytest.raises(IngestError, match="only http and https"):
