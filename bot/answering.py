@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from haystack import Document, ExtractedAnswer
 
@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # Runner-up spans below this score are noise, not alternatives worth showing.
 MIN_ALTERNATIVE_SCORE = 0.1
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+# The article ids a question may be answered from (a chat's own articles, one focused article); None = all.
+ArticleScope = frozenset[str] | None
 
 
 class QAService:
@@ -50,7 +53,10 @@ class QAService:
     # -- public API ---------------------------------------------------------------------------------------
 
     def articles(self) -> list[ArticleInfo]:
-        return self._index.articles
+        """The indexed articles, after picking up a new build (an article just added must be listed)."""
+        with self._lock:
+            self._reload_if_index_changed()
+            return self._index.articles
 
     @property
     def index_fingerprint(self) -> str:
@@ -68,25 +74,29 @@ class QAService:
             raise InvalidQuestionError(f"the question is too long: {len(cleaned):,} characters; the limit is {limit:,}")
         return cleaned
 
-    def answer(self, question: str) -> Answer:
+    def answer(self, question: str, scope: ArticleScope = None) -> Answer:
         """Answer one question (see ``answer_many``)."""
-        return self.answer_many([question])[0]
+        return self.answer_many([question], [scope])[0]
 
-    def answer_many(self, questions: Iterable[str]) -> list[Answer]:
+    def answer_many(self, questions: Iterable[str], scopes: Sequence[ArticleScope] | None = None) -> list[Answer]:
         """Answer several questions in order, reading the uncached ones in one batch.
 
-        Every question is validated before any work is done, so one bad question changes nothing.
+        ``scopes[i]`` limits question i to those article ids (a metadata filter on both retrievers), so chats
+        with their own articles can share a batch without seeing each other's. Every question is validated
+        before any work is done, so one bad question changes nothing.
         """
         cleaned = [self.validate_question(q) for q in questions]
+        scoped = list(zip(cleaned, scopes if scopes is not None else [None] * len(cleaned), strict=True))
         with self._lock:
             self._reload_if_index_changed()
-            found = {q: self._from_cache(q) for q in cleaned}
-            missing = list(dict.fromkeys(q for q, a in found.items() if a is None))
+            found = {key: self._from_cache(*key) for key in scoped}
+            missing = list(dict.fromkeys(key for key, a in found.items() if a is None))
             if missing:
-                for question, (answers, _) in zip(missing, self._pipeline.run(missing), strict=True):
-                    found[question] = self._to_answer(question, answers)
-                    self._remember(question, found[question])
-        return [found[q] for q in cleaned]  # type: ignore[misc]
+                runs = self._pipeline.run([q for q, _ in missing], [s for _, s in missing])
+                for (question, scope), (answers, _) in zip(missing, runs, strict=True):
+                    found[question, scope] = self._to_answer(question, answers)
+                    self._remember(question, scope, found[question, scope])
+        return [found[key] for key in scoped]  # type: ignore[misc]
 
     def answer_with_passages(
         self, question: str, no_answer_threshold: float | None = None
@@ -105,19 +115,20 @@ class QAService:
     # -- internals ----------------------------------------------------------------------------------------
 
     @staticmethod
-    def _cache_key(question: str) -> str:
-        return question.casefold().rstrip("?!. ")
+    def _cache_key(question: str, scope: ArticleScope = None) -> str:
+        key = question.casefold().rstrip("?!. ")
+        return key if scope is None else key + "\x00" + "\x00".join(sorted(scope))
 
-    def _from_cache(self, question: str) -> Answer | None:
-        cached = self._cache.get(self._cache_key(question))
+    def _from_cache(self, question: str, scope: ArticleScope = None) -> Answer | None:
+        cached = self._cache.get(self._cache_key(question, scope))
         if cached is None:
             return None
-        self._cache.move_to_end(self._cache_key(question))
+        self._cache.move_to_end(self._cache_key(question, scope))
         return cached if cached.question == question else _with_question(cached, question)
 
-    def _remember(self, question: str, answer: Answer) -> None:
+    def _remember(self, question: str, scope: ArticleScope, answer: Answer) -> None:
         if self.settings.answers.cache_size:
-            self._cache[self._cache_key(question)] = answer
+            self._cache[self._cache_key(question, scope)] = answer
             while len(self._cache) > self.settings.answers.cache_size:
                 self._cache.popitem(last=False)
 

@@ -88,18 +88,24 @@ def index(
 
 @index_app.command("add")
 def index_add(
-    path: Annotated[Path, typer.Argument(help="A UTF-8 .txt article (optional front matter: title, source, date).")],
+    source: Annotated[
+        str, typer.Argument(help="An http(s) URL, or a .txt/.md/.html/.pdf file (a .txt may have front matter).")
+    ],
     config: ConfigOption = None,
 ) -> None:
-    """Copy an article into the articles folder and re-index."""
-    from bot.indexing import add_article
+    """Fetch or read an article, store it as .txt in the articles folder and re-index (duplicates are skipped)."""
+    from bot.ingest import ingest_file, ingest_url, is_url
 
     _quiet_libraries()
     settings = _settings(config)
     try:
-        info, result = add_article(settings, path)
+        result = ingest_url(settings, source) if is_url(source) else ingest_file(settings, Path(source))
     except QabotError as error:
         raise _fail(str(error)) from None
+    info = result.info
+    if not result.added:
+        typer.echo(f"already in the library as {info.article_id!r} ({info.title}); nothing added")
+        return
     typer.echo(f"added {info.article_id!r} ({info.title}); index now has {result.articles} article(s)")
 
 

@@ -91,6 +91,15 @@ class TelegramSettings(_Section):
     workers: int = Field(2, ge=1, description="Threads that run inference off the event loop.")
     batch_window_ms: int = Field(10, ge=0, description="Questions arriving this close together share a batch.")
     max_retries: int = Field(3, ge=0)
+    admin_user_ids: tuple[int, ...] = Field((), description="Telegram user ids that may add shared articles.")
+    user_articles: Literal["off", "per_chat"] = Field("off", description="per_chat: anyone adds chat-only articles.")
+    chat_max_articles: int = Field(5, ge=0, description="per_chat quota: articles one chat may add.")
+    chat_max_chars: int = Field(300_000, ge=0, description="per_chat quota: total article characters per chat.")
+
+    @field_validator("user_articles", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML 1.1 reads an unquoted `off` as false
 
     @field_validator("base_url")
     @classmethod
@@ -98,6 +107,19 @@ class TelegramSettings(_Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
         return value
+
+
+class IngestSettings(_Section):
+    """Fetching and extracting articles from URLs and files (bot/ingest/)."""
+
+    allow_private_urls: bool = Field(False, description="Fetch loopback/private/link-local addresses (tests only).")
+    max_bytes: int = Field(5_000_000, ge=1_000, description="Largest page, PDF or file accepted.")
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(15.0, gt=0, description="Longest wait for the next bytes.")
+    total_timeout_s: float = Field(30.0, gt=0, description="Longest whole download, redirects included.")
+    max_redirects: int = Field(5, ge=0, le=20)
+    user_agent: str = Field("qabot/0.1 (news article question answering; fetches one page per request)", min_length=1)
+    min_words: int = Field(50, ge=1, description="Less extracted text than this is not an article.")
 
 
 class Settings(_Section):
@@ -109,6 +131,7 @@ class Settings(_Section):
     reader: ReaderSettings = ReaderSettings()
     answers: AnswerSettings = AnswerSettings()
     telegram: TelegramSettings = TelegramSettings()
+    ingest: IngestSettings = IngestSettings()
 
     def resolve(self, path: Path | str) -> Path:
         """Relative paths in the config are relative to the project root, not the working directory."""

@@ -27,3 +27,7 @@ class BotSetupError(QabotError):
 
 class ModelLoadError(QabotError):
     """A model folder or hub id that cannot be loaded."""
+
+
+class IngestError(QabotError):
+    """A URL or file that cannot be turned into an article: refused, unreachable, too big, not an article."""

@@ -112,6 +112,11 @@ def refill_bm25_store(store: InMemoryDocumentStore, faiss_store: FAISSDocumentSt
     store.write_documents([replace(doc, embedding=None) for doc in faiss_store.filter_documents()])
 
 
+def article_filter(articles: frozenset[str]) -> dict[str, Any]:
+    """A Haystack metadata filter that keeps the chunks of these articles only (a chat's scope)."""
+    return {"field": "meta.article_id", "operator": "in", "value": sorted(articles)}
+
+
 class QueryPipeline:
     """Retrieval pipeline + reader: question(s) in, (reader answers, passages read) out."""
 
@@ -124,15 +129,24 @@ class QueryPipeline:
         self.retrieval.warm_up()
         self.reader.warm_up()
 
-    def passages(self, question: str) -> list[Document]:
-        inputs = {"text_embedder": {"text": question}}
+    def passages(self, question: str, articles: frozenset[str] | None = None) -> list[Document]:
+        """The passages for ``question``; with ``articles``, only from those article ids (both retrievers)."""
+        inputs: dict[str, dict[str, Any]] = {"text_embedder": {"text": question}}
+        if articles is not None:
+            inputs["dense_retriever"] = {"filters": article_filter(articles)}
         if "bm25_retriever" in self.retrieval.graph.nodes:
             inputs["bm25_retriever"] = {"query": question}
+            if articles is not None:
+                inputs["bm25_retriever"]["filters"] = article_filter(articles)
         return self.retrieval.run(inputs)[self.passages_from]["documents"]
 
-    def run(self, questions: list[str]) -> list[tuple[list[ExtractedAnswer], list[Document]]]:
-        """Answers and passages per question; one reader batch when the reader supports it."""
-        passages = [self.passages(question) for question in questions]
+    def run(
+        self, questions: list[str], scopes: list[frozenset[str] | None] | None = None
+    ) -> list[tuple[list[ExtractedAnswer], list[Document]]]:
+        """Answers and passages per question (each within its article scope, if any); one reader batch when the
+        reader supports it."""
+        scopes = scopes if scopes is not None else [None] * len(questions)
+        passages = [self.passages(question, scope) for question, scope in zip(questions, scopes, strict=True)]
         if len(questions) > 1 and hasattr(self.reader, "run_batch"):
             answers = self.reader.run_batch(questions, passages)
         else:

@@ -37,10 +37,11 @@ from bot.answer_batcher import AnswerBatcher
 from bot.config import TelegramSettings
 from bot.errors import BotSetupError, InvalidQuestionError
 from bot.rendering import render_telegram_html, split_message
+from bot.telegram_articles import chat_scope, register_article_handlers
 
 if TYPE_CHECKING:  # the service pulls in the model libraries; the bot module itself stays light to import
     from bot.answer import Answer
-    from bot.answering import QAService
+    from bot.answering import ArticleScope, QAService
     from bot.articles import ArticleInfo
 
 log = logging.getLogger(__name__)
@@ -180,11 +181,6 @@ async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _reply(update.effective_message, help_messages(_service(context).articles()), as_html=True)
 
 
-async def show_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if update.effective_message:
-        await _reply(update.effective_message, sources_messages(_service(context).articles()), as_html=True)
-
-
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.effective_message:
         await _reply(update.effective_message, [UNKNOWN_COMMAND])
@@ -208,7 +204,7 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     message = update.effective_message
     if message is None:
         return
-    batcher: AnswerBatcher[str, Answer] = context.bot_data[BATCHER_KEY]
+    batcher: AnswerBatcher[tuple[str, ArticleScope], Answer] = context.bot_data[BATCHER_KEY]
     started = time.perf_counter()
     try:
         question = clean_question(_service(context), message.text)
@@ -216,7 +212,8 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await _reply(message, [str(error)])
         return
     try:
-        answer, _ = await asyncio.gather(batcher.ask(question), show_typing(context.bot, message.chat_id))
+        scope = await chat_scope(context, message.chat_id)  # the articles this chat may be answered from
+        answer, _ = await asyncio.gather(batcher.ask((question, scope)), show_typing(context.bot, message.chat_id))
     except InvalidQuestionError as error:  # the service's own check: should not happen after clean_question
         await _reply(message, [f"Sorry, I can't answer that: {error}."])
         return
@@ -251,7 +248,9 @@ def build_application(service: QAService, token: str, settings: TelegramSettings
     async def post_init(application: Application) -> None:
         application.bot_data[SERVICE_KEY] = service
         application.bot_data[BATCHER_KEY] = AnswerBatcher(
-            service.answer_many, window=settings.batch_window_ms / 1000, workers=settings.workers
+            lambda batch: _answer_scoped(service, batch),
+            window=settings.batch_window_ms / 1000,
+            workers=settings.workers,
         )
 
     async def post_shutdown(application: Application) -> None:
@@ -272,12 +271,20 @@ def build_application(service: QAService, token: str, settings: TelegramSettings
     )
     new_messages = filters.UpdateType.MESSAGE
     application.add_handler(CommandHandler(["start", "help"], show_help, filters=new_messages))
-    application.add_handler(CommandHandler("sources", show_sources, filters=new_messages))
+    register_article_handlers(application, service, settings)  # /add, documents, /sources, /use, /forget
     application.add_handler(MessageHandler(new_messages & filters.COMMAND, unknown_command))
     application.add_handler(MessageHandler(new_messages & filters.TEXT, answer_question))
     application.add_handler(MessageHandler(new_messages & ~filters.TEXT & ~filters.StatusUpdate.ALL, non_text_hint))
     application.add_error_handler(on_error)
     return application
+
+
+def _answer_scoped(service: QAService, batch: list[tuple[str, ArticleScope]]) -> list[Answer]:
+    """One service call for a batch of (question, chat scope); unscoped batches use the plain call."""
+    questions, scopes = [question for question, _ in batch], [scope for _, scope in batch]
+    if all(scope is None for scope in scopes):
+        return service.answer_many(questions)
+    return service.answer_many(questions, scopes)
 
 
 def webhook_arguments(settings: TelegramSettings, token: str) -> dict[str, Any]:

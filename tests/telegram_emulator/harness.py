@@ -15,6 +15,7 @@ bot token in the body, and the bot's replies come back as the raw parameters the
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import select
@@ -155,6 +156,33 @@ class EmulatorClient:
     async def send(self, user_id: int, **content: Any) -> None:
         """Any message: ``text=...``, ``sticker={...}``, ``photo=[...]``..."""
         await self._post("/sendMessage", self._message(user_id, **content))
+
+    async def send_document(self, user_id: int, file_name: str, data: bytes, mime_type: str | None = None) -> None:
+        """A document message; its bytes are stored first so the bot's getFile and download find them."""
+        file_id = f"doc-{user_id}-{time.monotonic_ns()}"
+        await self._post("/uploadFile", {"file_id": file_id, "content_base64": base64.b64encode(data).decode()})
+        document = {"file_id": file_id, "file_unique_id": f"u-{file_id}", "file_name": file_name}
+        document["file_size"] = len(data)
+        if mime_type:
+            document["mime_type"] = mime_type
+        await self.send(user_id, document=document)
+
+    async def edited_text(self, chat_id: int, progress: str, timeout: float = 60.0) -> str:
+        """Once no bot message in the chat says ``progress`` any more, the text it was edited into.
+
+        The emulator stores edits in place and ``/getUpdatesHistory`` shows every stored bot message.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            history = (await self._post("/getUpdatesHistory", {"token": self._token}))["result"]
+            ours = [u for u in history if str(u.get("message", {}).get("chat_id")) == str(chat_id) and "botToken" in u]
+            ours.sort(key=lambda update: int(update["messageId"]))
+            texts = [str(update["message"].get("text")) for update in ours]
+            if texts and progress not in texts:
+                return texts[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"chat {chat_id}: still {progress!r} after {timeout:.0f} s")
+            await asyncio.sleep(0.05)
 
     async def replies(self, chat_id: int, count: int = 1, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Wait for ``count`` new bot messages in the chat (fails after ``timeout``); returns what the bot sent."""

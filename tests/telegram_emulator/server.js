@@ -8,6 +8,13 @@
  * Only responses of the bot's routes (/bot<token>/...) are touched; the client routes (/sendMessage,
  * /getUpdates, ... used by the tests to play the users) are passed through unchanged.
  *
+ *
+ * Three Bot API parts the emulator lacks are added here, for the article tests (documents, progress messages):
+ *   - getFile and the file download URL (/file/bot<token>/<file_path>) serve files the test uploaded first
+ *     with the client route POST /uploadFile {file_id, content_base64} (the emulator has no file storage);
+ *   - editMessageText answers `true` (the emulator answers `result: null`, which no client accepts); the edit
+ *     itself is stored by the emulator, so /getUpdatesHistory shows the edited text.
+ *
  * Usage: node server.js [host]. It listens on an ephemeral port and prints one JSON line {"port": N} once it
  * accepts connections. It exits on SIGTERM/SIGINT, or when its stdin closes, so it never outlives the test run.
  */
@@ -40,9 +47,68 @@ function fixBotApiBody(path, body) {
 }
 
 const emulator = new TelegramServer({ host: '127.0.0.1', storeTimeout: 3600 });
+const files = new Map(); // file_id -> Buffer
 
-const server = http.createServer((req, res) => {
+function readBody(req) {
+  return new Promise((resolve) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      try {
+        resolve(JSON.parse(text));
+      } catch (_error) {
+        resolve(Object.fromEntries(new URLSearchParams(text)));
+      }
+    });
+  });
+}
+
+function sendJson(res, status, body) {
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+// Routes the emulator lacks; true when the request was answered here.
+async function fileRoutes(req, res, path) {
+  if (req.method === 'POST' && path === '/uploadFile') {
+    const body = await readBody(req);
+    files.set(String(body.file_id), Buffer.from(String(body.content_base64 || ''), 'base64'));
+    sendJson(res, 200, { ok: true });
+    return true;
+  }
+  if (/^\/bot[^/]+\/getFile$/.test(path)) {
+    const params = { ...Object.fromEntries(new URL(req.url, 'http://x').searchParams), ...(await readBody(req)) };
+    const content = files.get(String(params.file_id));
+    if (!content) {
+      sendJson(res, 400, { ok: false, error_code: 400, description: 'Bad Request: invalid file_id' });
+    } else {
+      const result = { file_id: params.file_id, file_unique_id: `u-${params.file_id}`, file_size: content.length,
+        file_path: `documents/${params.file_id}` };
+      sendJson(res, 200, { ok: true, result });
+    }
+    return true;
+  }
+  const download = /^\/file\/bot[^/]+\/documents\/(.+)$/.exec(path);
+  if (download) {
+    const content = files.get(decodeURIComponent(download[1]));
+    res.writeHead(content ? 200 : 404, { 'Content-Type': 'application/octet-stream' });
+    res.end(content || 'not found');
+    return true;
+  }
+  return false;
+}
+
+const server = http.createServer(async (req, res) => {
   const path = req.url.split('?')[0];
+  if (await fileRoutes(req, res, path)) {
+    return;
+  }
+  if (/^\/bot[^/]+\/editMessageText$/.test(path)) {
+    res.json = (body) => Object.getPrototypeOf(res).json.call(res, { ...body, result: body.result ?? true });
+    emulator.webServer(req, res);
+    return;
+  }
   if (path.startsWith('/bot')) {
     // Express later swaps the response's prototype for its own; this own property shadows its json().
     res.json = (body) => Object.getPrototypeOf(res).json.call(res, fixBotApiBody(path, body));

@@ -1,0 +1,85 @@
+"""Who may see which article: the shared library, and articles that belong to one chat only.
+
+An article is shared unless this ledger lists owners for it. Chat-only articles (``telegram.user_articles:
+per_chat``) are listed with their owners ("chat:<id>") and their size for the quota. The ledger lives next to
+the articles as ``.library.json`` (the indexer reads only ``*.txt``), so it moves and is backed up with them.
+It is written atomically, and an owned article is listed *before* its file is written, so there is no moment
+at which a chat's article could be answered to everyone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.articles import ArticleInfo
+from bot.config import Settings
+from bot.errors import IngestError
+
+LIBRARY_FILE = ".library.json"
+
+
+def chat_owner(chat_id: int) -> str:
+    """The owner key of a Telegram chat."""
+    return f"chat:{chat_id}"
+
+
+@dataclass
+class PrivateArticle:
+    owners: list[str]
+    chars: int
+
+
+@dataclass
+class Library:
+    path: Path
+    private: dict[str, PrivateArticle] = field(default_factory=dict)
+
+    def is_visible(self, article_id: str, owner: str | None) -> bool:
+        """Shared articles are visible to all; a chat-only article to its owners only."""
+        entry = self.private.get(article_id)
+        return entry is None or (owner is not None and owner in entry.owners)
+
+    def visible(self, articles: Iterable[ArticleInfo], owner: str | None) -> list[ArticleInfo]:
+        return [article for article in articles if self.is_visible(article.article_id, owner)]
+
+    def owned_by(self, owner: str) -> list[str]:
+        return [article_id for article_id, entry in self.private.items() if owner in entry.owners]
+
+    def chars_owned_by(self, owner: str) -> int:
+        return sum(entry.chars for entry in self.private.values() if owner in entry.owners)
+
+    def save(self) -> None:
+        payload = {
+            "format": 1,
+            "private": {
+                article_id: {"owners": entry.owners, "chars": entry.chars}
+                for article_id, entry in sorted(self.private.items())
+            },
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        temporary.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        os.replace(temporary, self.path)
+
+
+def load_library(settings: Settings) -> Library:
+    """The ledger of ``articles_dir``; an empty one when it was never written."""
+    path = settings.resolve(settings.articles_dir) / LIBRARY_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Library(path)
+    except (OSError, ValueError) as error:
+        raise IngestError(f"cannot read the article ledger {path}: {error}") from error
+    try:
+        private = {
+            article_id: PrivateArticle(owners=[str(o) for o in entry["owners"]], chars=int(entry["chars"]))
+            for article_id, entry in raw.get("private", {}).items()
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise IngestError(f"the article ledger {path} is malformed ({type(error).__name__}: {error})") from error
+    return Library(path, private)
