@@ -124,6 +124,10 @@ class QueryPipeline:
         self.retrieval.warm_up()
         self.reader.warm_up()
 
+    def question_tokens(self, question: str) -> int:
+        """The question's length in the reader's own tokens (``bot.question_rules`` limits it)."""
+        return self.reader.question_tokens(question)
+
     def passages(self, question: str) -> list[Document]:
         inputs = {"text_embedder": {"text": question}}
         if "bm25_retriever" in self.retrieval.graph.nodes:

@@ -363,7 +363,7 @@ async def test_cli_runs_the_bot_and_keeps_the_token_out_of_its_log(
     """``qabot telegram`` as a user starts it: token and base URL from the environment, INFO logging on stderr."""
     token = "13579:cli-SECRET-token"
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(service_settings.model_dump(mode="json")), encoding="utf-8")
+    config.write_text(yaml.safe_dump({"index_dir": str(service_settings.index_dir)}), encoding="utf-8")
     environ = {**os.environ, "TELEGRAM_BOT_TOKEN": token, "TELEGRAM_BASE_URL": emulator.bot_api_url}
     log_file = tmp_path / "bot.log"
     with log_file.open("w") as stderr:
@@ -455,8 +455,10 @@ def test_file_base_url():
 
 
 def test_webhook_needs_a_url_and_hides_the_token():
+    with pytest.raises(ValueError, match="webhook_url"):
+        TelegramSettings(mode="webhook")
     with pytest.raises(BotSetupError, match="webhook_url"):
-        webhook_arguments(TelegramSettings(mode="webhook"), TOKEN)
+        webhook_arguments(TelegramSettings().model_copy(update={"mode": "webhook"}), TOKEN)
     settings = TelegramSettings(mode="webhook", webhook_url="https://bot.example.org/qabot/hook", webhook_port=8443)
     try:
         arguments = webhook_arguments(settings, TOKEN)
@@ -464,7 +466,13 @@ def test_webhook_needs_a_url_and_hides_the_token():
         assert "python-telegram-bot[webhooks]" in str(error)
         return
     assert arguments["url_path"] == "qabot/hook" and arguments["port"] == 8443
-    assert TOKEN not in arguments["secret_token"]
+    secret = arguments["secret_token"]
+    # Telegram's rule for the header (1-256 of A-Z a-z 0-9 _ -): a token, with its ":", could not pass.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret)
+    assert TOKEN.split(":")[1] not in secret
+    # Stable across restarts, and not one constant for every bot (then anyone could forge updates).
+    assert webhook_arguments(settings, TOKEN)["secret_token"] == secret
+    assert webhook_arguments(settings, "111:another-token")["secret_token"] != secret
 
 
 # -- the micro-batcher ----------------------------------------------------------------------------------
