@@ -572,3 +572,40 @@ async def test_batcher_survives_a_cancelled_caller_and_a_wrong_result_count():
     finally:
         short.close()
     assert all(isinstance(result, RuntimeError) and "2 questions" in str(result) for result in results)
+
+
+@session_loop
+async def test_batcher_one_bad_question_fails_alone():
+    """Issue 9, item 3: after a batch raises, its questions are asked one by one; only the bad one fails."""
+    batches: list[list[str]] = []
+
+    def answer_many(questions: list[str]) -> list[str]:
+        batches.append(list(questions))
+        if "bad" in questions:
+            raise InvalidQuestionError("cannot read this one")
+        return [question.upper() for question in questions]
+
+    batcher = AnswerBatcher(answer_many, window=0.05, workers=1)
+    try:
+        questions = [f"q{i}" for i in range(5)] + ["bad"] + [f"q{i}" for i in range(5, 10)]
+        results = await asyncio.gather(*(batcher.ask(q) for q in questions), return_exceptions=True)
+    finally:
+        batcher.close()
+    assert results[:5] + results[6:] == [q.upper() for q in questions if q != "bad"]
+    assert isinstance(results[5], InvalidQuestionError) and str(results[5]) == "cannot read this one"
+    assert batches[0] == questions and sorted(map(tuple, batches[1:])) == sorted((q,) for q in questions)
+
+
+@session_loop
+async def test_batcher_with_the_real_service_fails_only_the_question_the_reader_cannot_take(qa_service):
+    """The real QAService refuses a whole batch over one question too long in tokens; the others still get answers."""
+    batcher = AnswerBatcher(qa_service.answer_many, window=0.05, workers=1)
+    questions = [question for question, _ in CHAT_QUESTIONS.values()]
+    try:
+        results = await asyncio.gather(
+            *(batcher.ask(q) for q in [*questions[:2], "a " * 499, *questions[2:]]), return_exceptions=True
+        )
+    finally:
+        batcher.close()
+    assert isinstance(results[2], InvalidQuestionError) and "too long" in str(results[2])
+    assert [answer.text for answer in results[:2] + results[3:]] == [answer for _, answer in CHAT_QUESTIONS.values()]
