@@ -438,6 +438,9 @@ def test_clean_question(qa_service):
     with pytest.raises(InvalidQuestionError, match="too long: 1,001 characters; the limit is 1,000"):
         clean_question(qa_service, "x" * 1001)
     assert clean_question(qa_service, "x" * 1000) == "x" * 1000
+    # The service's token rule too: 998 characters, but over the reader's window (issue 9, item 1).
+    with pytest.raises(InvalidQuestionError, match=r"too long: \d+ words and word pieces; the limit is \d+\. Please"):
+        clean_question(qa_service, "a " * 499)
 
 
 def test_help_and_sources_escape_titles_and_stay_short():
