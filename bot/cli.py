@@ -272,6 +272,11 @@ def evaluate_command(
     except QabotError as error:
         raise _fail(str(error)) from None
     service = _service(settings)
+    for item in questions:  # all of them first: a bad one found after minutes of answering would waste them
+        try:
+            service.validate_question(item.question)
+        except InvalidQuestionError as error:
+            raise _fail(f"{file}: question {item.qid!r}: {error}") from None
     result = evaluate(service, questions)
     typer.echo(f"questions            {result.answerable} answerable + {result.unanswerable} unanswerable")
     typer.echo(f"exact match          {result.exact_match:.1f}")

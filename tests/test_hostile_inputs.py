@@ -304,3 +304,16 @@ def test_question_starting_with_dash_goes_after_double_dash(config_file: Path):
     result = runner.invoke(app, ["ask", "--json", "--config", str(config_file), "--", "-who backs Ahrar al-Sham?"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["question"] == "-who backs Ahrar al-Sham?"
+
+
+def test_eval_file_with_an_unusable_question_is_one_error_line(config_file: Path, tmp_path: Path):
+    questions = tmp_path / "questions.json"
+    qas = [
+        {"id": "ok", "question": FLAGSHIP, "answers": [{"text": FLAGSHIP_ANSWER, "answer_start": 0}]},
+        {"id": "too-long", "question": TOKEN_HEAVY_QUESTION, "answers": [{"text": "a", "answer_start": 0}]},
+    ]
+    questions.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "c", "qas": qas}]}]}))
+    result = runner.invoke(app, ["eval", str(questions), "--config", str(config_file)])
+    assert result.exit_code == 1 and result.stdout == "", result.output
+    assert result.stderr.startswith("error: ") and "'too-long'" in result.stderr and "too long" in result.stderr
+    assert result.stderr.count("\n") == 1
