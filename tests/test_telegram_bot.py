@@ -240,6 +240,21 @@ async def test_over_long_question_is_refused_with_the_limit(client: EmulatorClie
 
 @needs_node
 @session_loop
+async def test_question_over_the_readers_token_window_is_refused_while_others_are_answered(client: EmulatorClient):
+    """Issue 9, items 1 and 3: 998 characters but ~500 tokens, sent together with normal questions."""
+    bad_user, good_users = 123, [124, 125, 126]
+    await asyncio.gather(
+        client.send_text(bad_user, "a " * 499), *(client.send_text(user, FLAGSHIP_QUESTION) for user in good_users)
+    )
+    (refusal,) = await client.replies(bad_user)
+    assert "too long" in refusal["text"] and "Please ask something shorter" in refusal["text"]
+    for user in good_users:
+        (reply,) = await client.replies(user)
+        assert bold_answer(reply) == FLAGSHIP_ANSWER
+
+
+@needs_node
+@session_loop
 @pytest.mark.parametrize("text", ["   \n\t  ", "\x00\x01 \x7f"], ids=["white-space", "control-characters"])
 async def test_empty_question_is_refused(client: EmulatorClient, text: str):
     user_id = 121 if text.isspace() else 122
