@@ -289,6 +289,7 @@ def check_bot_api(token: str, settings: TelegramSettings) -> str:
     """
     from telegram.error import InvalidToken, NetworkError, TelegramError
 
+    protect_token_in_logs(token)  # the request URL carries the token, and library loggers may show it
     server = urlsplit(settings.base_url).netloc or settings.base_url
 
     async def get_me() -> str:
