@@ -3,9 +3,10 @@
 Why: the reader answers a batch of questions in little more time than one, and it is blocking (tens of ms of
 CPU). When 16 chats ask at once, the bot should neither block its event loop nor queue 16 separate model
 calls. Questions that arrive within ``window`` seconds of the first one waiting are gathered and answered by
-one ``answer_many`` call on a small thread pool; each caller gets its own result (or the batch's exception).
-While every worker is busy, new questions keep gathering and go as one batch as soon as a worker is free, so
-batches grow with the load instead of the queue.
+one ``answer_many`` call on a small thread pool; each caller gets its own result. When a batch raises, each of
+its questions is asked again on its own, so one bad question (one the reader cannot take, say) fails alone
+instead of taking ten other chats' answers with it. While every worker is busy, new questions keep gathering
+and go as one batch as soon as a worker is free, so batches grow with the load instead of the queue.
 
 Generic on purpose (any ``Callable[[list[Q]], list[R]]``), so it can be tested with a plain function.
 """
@@ -29,6 +30,7 @@ R = TypeVar("R")
 class _Ask(Generic[Q, R]):
     question: Q
     future: asyncio.Future[R]
+    alone: bool = False  # its batch failed: asked again in a batch of its own
 
 
 class AnswerBatcher(Generic[Q, R]):
@@ -59,7 +61,7 @@ class AnswerBatcher(Generic[Q, R]):
         self._closed = False
 
     async def ask(self, question: Q) -> R:
-        """Queue ``question`` for the next batch and wait for its own result (or the batch's exception)."""
+        """Queue ``question`` for the next batch and wait for its own result (or its own exception)."""
         if self._closed:
             raise RuntimeError("the answer batcher is closed")
         loop = asyncio.get_running_loop()
@@ -91,7 +93,11 @@ class AnswerBatcher(Generic[Q, R]):
         """Start batches while a worker is free; whatever is left waits for the next ``_deliver``."""
         self._pending = [ask for ask in self._pending if not ask.future.cancelled()]
         while self._pending and self._running < self._workers and not self._closed:
-            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            size = 1
+            if not self._pending[0].alone:
+                while size < min(self._max_batch, len(self._pending)) and not self._pending[size].alone:
+                    size += 1
+            batch, self._pending = self._pending[:size], self._pending[size:]
             self._running += 1
             log.debug("answering a batch of %d", len(batch))
             loop = asyncio.get_running_loop()
@@ -102,9 +108,16 @@ class AnswerBatcher(Generic[Q, R]):
             self._timer = None
 
     def _deliver(self, batch: list[_Ask[Q, R]], job: asyncio.Future[Sequence[R]]) -> None:
-        """Route each result to its caller, or the batch's exception to every caller; then start the next."""
+        """Route each result to its caller; after a batch raised, ask its questions again one by one (first in
+        line, so they are not overtaken); a question that fails on its own gets its own exception."""
         self._running -= 1
         error = _batch_error(job, len(batch))
+        if error is not None and len(batch) > 1 and not job.cancelled() and job.exception() is not None:
+            retry = [_Ask(ask.question, ask.future, alone=True) for ask in batch if not ask.future.done()]
+            log.debug("a batch of %d failed (%r): asking its questions one by one", len(batch), error)
+            self._pending[:0] = retry
+            self._flush()
+            return
         for index, ask in enumerate(batch):
             if ask.future.done():  # the caller gave up (cancelled) meanwhile
                 continue

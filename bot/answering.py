@@ -8,7 +8,6 @@ bounded cache that is dropped whenever the index on disk changes (``qabot index 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -18,15 +17,14 @@ from haystack import Document, ExtractedAnswer
 from bot.answer import Alternative, Answer, Source
 from bot.articles import ArticleInfo
 from bot.config import Settings
-from bot.errors import InvalidQuestionError
 from bot.indexing import LoadedIndex, current_build_name, load_index
 from bot.pipeline import bm25_store_from, build_query_pipeline, refill_bm25_store
+from bot.question_rules import clean_question, max_question_tokens
 
 log = logging.getLogger(__name__)
 
 # Runner-up spans below this score are noise, not alternatives worth showing.
 MIN_ALTERNATIVE_SCORE = 0.1
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 # The article ids a question may be answered from (a chat's own articles, one focused article); None = all.
 ArticleScope = frozenset[str] | None
@@ -63,16 +61,17 @@ class QAService:
         return self._index.fingerprint
 
     def validate_question(self, question: str) -> str:
-        """The question as it will be asked, or InvalidQuestionError saying what is wrong with it."""
-        if not isinstance(question, str):
-            raise InvalidQuestionError("the question must be text")
-        cleaned = " ".join(_CONTROL_CHARS.sub(" ", question).split())
-        if not cleaned:
-            raise InvalidQuestionError("the question is empty")
-        limit = self.settings.answers.max_question_chars
-        if len(cleaned) > limit:
-            raise InvalidQuestionError(f"the question is too long: {len(cleaned):,} characters; the limit is {limit:,}")
-        return cleaned
+        """The question as it will be asked, or InvalidQuestionError saying what is wrong with it.
+
+        The rule (``bot.question_rules``) counts the question in the reader's own tokens, so a question that
+        passes always fits the reader's window.
+        """
+        return clean_question(
+            question,
+            max_chars=self.settings.answers.max_question_chars,
+            max_tokens=max_question_tokens(self.settings.reader),
+            count_tokens=self._pipeline.question_tokens,
+        )
 
     def answer(self, question: str, scope: ArticleScope = None) -> Answer:
         """Answer one question (see ``answer_many``)."""

@@ -76,7 +76,8 @@ def article_id_for(path: Path) -> str:
 def parse_article(raw: str, article_id: str) -> Article:
     """Split front matter (or a title line) from the body and clean the body."""
     meta: dict[str, str] = {}
-    body = raw.lstrip("\ufeff")
+    # Windows (CRLF) and old Mac (CR) line ends, so that their front matter is front matter, not text.
+    body = raw.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if body.startswith("---\n"):
         header, separator, rest = body[4:].partition("\n---\n")
         if not separator:

@@ -85,6 +85,31 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def split_long_spans(text: str, spans: list[tuple[int, int]], max_chars: int) -> list[tuple[int, int]]:
+    """``spans`` with every span over ``max_chars`` cut into pieces of at most ``max_chars``.
+
+    Why: a "sentence" with no full stop (a table, a list, a scraped page on one line) would otherwise become one
+    chunk of any size; a 1.5 MB one became one chunk that the reader took minutes and most of a GB to read.
+    Cuts fall on the last space before the limit, or at the limit inside a word longer than it.
+    """
+    pieces: list[tuple[int, int]] = []
+    for start, end in spans:
+        while end - start > max_chars:
+            cut = text.rfind(" ", start + 1, start + max_chars + 1)
+            if cut <= start:
+                cut = start + max_chars  # no space to cut at: one word longer than the limit
+            piece_end = cut
+            while piece_end > start + 1 and text[piece_end - 1].isspace():
+                piece_end -= 1
+            pieces.append((start, piece_end))
+            start = cut
+            while start < end and text[start].isspace():
+                start += 1
+        if start < end:
+            pieces.append((start, end))
+    return pieces
+
+
 def _is_sentence_end(paragraph: str, punct_start: int, end: int) -> bool:
     following = paragraph[end:].lstrip()
     if not following:
@@ -115,7 +140,7 @@ class SentenceChunker:
 
     def _chunk(self, document: Document) -> list[Document]:
         text = document.content or ""
-        spans = sentence_spans(text)
+        spans = split_long_spans(text, sentence_spans(text), self.settings.max_chunk_chars)
         size, overlap = self.settings.sentences_per_chunk, self.settings.overlap_sentences
         chunks = []
         first = 0

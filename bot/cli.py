@@ -1,7 +1,8 @@
 """``qabot``: index articles, ask questions (one, JSON lines, interactive), evaluate, run the Telegram bot.
 
-A thin layer: parse arguments, call the indexer or the one ``QAService``, render. Expected failures
-(bad config, missing index, bad question) print one ``error:`` line and exit non-zero, no traceback.
+A thin layer: parse arguments, call the indexer or the one ``QAService``, render. Expected failures print
+one ``error:`` line on stderr and exit non-zero, no traceback: 1 for a failure (bad question, missing or
+unreadable index or model, Bot API unreachable or token refused), 2 for a bad config or bad usage.
 """
 
 from __future__ import annotations
@@ -15,12 +16,52 @@ from typing import Annotated
 
 import typer
 
-import bot  # noqa: F401  (sets the offline and telemetry environment before any model library loads)
+try:  # typer >= 0.20 carries its own copy of click; its exceptions are not click's
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import exceptions as click_exceptions
+
+import bot  # (sets the offline and telemetry environment before any model library loads)
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import InvalidQuestionError, QabotError
+from bot.question_rules import replace_surrogates
 from bot.rendering import render_json_line, render_terminal
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+EXIT_FAILURE = 1
+EXIT_USAGE = 2  # bad usage or bad config, as click and typer exit on a usage error
+
+
+class _OneLineErrorsTyper(typer.Typer):
+    """typer's app, with a usage error as one ``error:`` line (typer draws a box of several lines).
+
+    Unexpected exceptions keep Python's plain traceback: typer's pretty one shows local variables, and a local
+    variable can be the bot token.
+    """
+
+    def __call__(self, *args, **kwargs):
+        command = typer.main.get_command(self)
+        try:
+            kwargs.setdefault("prog_name", "qabot")
+            code = command.main(*args, standalone_mode=False, **kwargs)
+        except click_exceptions.NoArgsIsHelpError as error:
+            typer.echo(error.ctx.get_help() if error.ctx else str(error), err=True)
+            sys.exit(EXIT_USAGE)
+        except click_exceptions.UsageError as error:
+            where = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
+            _print_error(f"{' '.join(error.format_message().split())}{where}")
+            sys.exit(EXIT_USAGE)
+        except click_exceptions.ClickException as error:
+            _print_error(" ".join(error.format_message().split()))
+            sys.exit(error.exit_code)
+        except click_exceptions.Abort:
+            _print_error("interrupted")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = _OneLineErrorsTyper(
+    add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0], pretty_exceptions_enable=False
+)
 index_app = typer.Typer(help="Build the index from the articles folder, or add an article to it.")
 app.add_typer(index_app, name="index")
 
@@ -29,16 +70,41 @@ ConfigOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+def _print_error(message: str) -> None:
+    typer.secho(f"error: {replace_surrogates(message)}", err=True, fg=typer.colors.RED)
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
+    _print_error(message)
     return typer.Exit(code)
+
+
+def _os_error(error: OSError) -> str:
+    """``[Errno 13] Permission denied: 'index/x'`` as ``index/x: permission denied``."""
+    reason = (error.strerror or str(error)).lower()
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"qabot {bot.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Answers questions about news articles (a question starting with "-" goes after "--": qabot ask -- "-x?")."""
 
 
 def _settings(config: Path | None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as error:
-        raise _fail(str(error), 2) from None
+        raise _fail(str(error), EXIT_USAGE) from None
 
 
 def _service(settings: Settings):
@@ -79,6 +145,8 @@ def index(
         result = build_index(settings, force=force)
     except QabotError as error:
         raise _fail(str(error)) from None
+    except OSError as error:  # an index_dir or articles folder this user cannot write or read
+        raise _fail(f"cannot build the index: {_os_error(error)}") from None
     state = "built" if result.built else "up to date"
     typer.echo(
         f"index {state}: {result.articles} article(s), {result.documents} chunks, "
@@ -102,6 +170,8 @@ def index_add(
         result = ingest_url(settings, source) if is_url(source) else ingest_file(settings, Path(source))
     except QabotError as error:
         raise _fail(str(error)) from None
+    except OSError as error:  # an articles folder or index_dir this user cannot write
+        raise _fail(f"cannot add the article: {_os_error(error)}") from None
     info = result.info
     if not result.added:
         typer.echo(f"already in the library as {info.article_id!r} ({info.title}); nothing added")
@@ -109,18 +179,34 @@ def index_add(
     typer.echo(f"added {info.article_id!r} ({info.title}); index now has {result.articles} article(s)")
 
 
+def _tolerant_stdin() -> None:
+    """Bytes on stdin that are not UTF-8 become U+FFFD instead of a UnicodeDecodeError mid-stream."""
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace")
+
+
 def _stdin_questions() -> Iterator[str]:
+    _tolerant_stdin()
     for line in sys.stdin:
-        yield line.rstrip("\n")
+        yield replace_surrogates(line.rstrip("\n"))
 
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="The question, or - to read one question per line from stdin.")],
+    question: Annotated[
+        str,
+        typer.Argument(
+            help='The question, or - to read one question per line from stdin. A question that starts with "-" '
+            'goes after "--": qabot ask -- "-5 degrees, where?"'
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per question.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Answer a question about the indexed articles."""
+    """Answer a question about the indexed articles.
+
+    Bytes that are not UTF-8 (in the question or on stdin) are read as U+FFFD.
+    """
     _quiet_libraries()
     settings = _settings(config)
     if question != "-":
@@ -159,6 +245,7 @@ def chat(config: ConfigOption = None) -> None:
     service = _service(settings)
     titles = ", ".join(article.title for article in service.articles())
     typer.echo(f"Ask me about: {titles}\n(empty line or Ctrl-D to quit)")
+    _tolerant_stdin()
     color = sys.stdout.isatty()
     while True:
         try:
@@ -191,6 +278,11 @@ def evaluate_command(
     except QabotError as error:
         raise _fail(str(error)) from None
     service = _service(settings)
+    for item in questions:  # all of them first: a bad one found after minutes of answering would waste them
+        try:
+            service.validate_question(item.question)
+        except InvalidQuestionError as error:
+            raise _fail(f"{file}: question {item.qid!r}: {error}") from None
     result = evaluate(service, questions)
     typer.echo(f"questions            {result.answerable} answerable + {result.unanswerable} unanswerable")
     typer.echo(f"exact match          {result.exact_match:.1f}")
@@ -218,7 +310,7 @@ def telegram(config: ConfigOption = None) -> None:
     """Run the Telegram bot (token from TELEGRAM_BOT_TOKEN; long polling unless telegram.mode is webhook)."""
     import os
 
-    from bot.telegram_bot import read_token, run_bot
+    from bot.telegram_bot import check_bot_api, read_token, run_bot
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("haystack", "faiss", "httpx"):  # per-question component runs, loader lines, request URLs
@@ -226,10 +318,15 @@ def telegram(config: ConfigOption = None) -> None:
     settings = _settings(config)
     try:
         token = read_token(os.environ)
+        # Before the model loads: a refused token or an unreachable Bot API is known in a second, not after it.
+        check_bot_api(token, settings.telegram)
     except QabotError as error:
         raise _fail(str(error)) from None
     service = _service(settings)
-    run_bot(service, token, settings.telegram)
+    try:
+        run_bot(service, token, settings.telegram)
+    except QabotError as error:
+        raise _fail(str(error)) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -101,6 +101,12 @@ class TelegramSettings(_Section):
     def _yaml_off(cls, value: object) -> object:
         return "off" if value is False else value  # YAML 1.1 reads an unquoted `off` as false
 
+    @model_validator(mode="after")
+    def _webhook_has_url(self) -> TelegramSettings:
+        if self.mode == "webhook" and not self.webhook_url:
+            raise ValueError("mode is webhook but webhook_url is not set")
+        return self
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -134,23 +140,98 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
 
     def resolve(self, path: Path | str) -> Path:
-        """Relative paths in the config are relative to the project root, not the working directory."""
+        """A path from the settings as an absolute path.
+
+        ``load_settings`` has already made the paths written in a config file absolute (relative to that
+        file's folder), so what is still relative here is a default: relative to the project root, never to
+        the working directory.
+        """
         path = Path(path)
         return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+# Keys that name a folder or file: a relative value in a config file is relative to that file's folder.
+_PATH_KEYS = (("articles_dir",), ("index_dir",), ("embedder", "onnx_dir"))
+# Keys that name a local folder or a hub id ("deepset/roberta-base-squad2"): made absolute only when the
+# folder exists next to the config file, so a hub id stays a hub id.
+_MODEL_KEYS = (("embedder", "model"), ("reader", "model"))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error instead of last-wins."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _one_line(error: yaml.YAMLError) -> str:
+    """PyYAML's 5-line report (context, snippet, caret) as one line: what is wrong and where."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"{error.problem or error.context}{where}"
+    return " ".join(str(error).split())
+
+
+def _relative_to_file(raw: dict, folder: Path) -> dict:
+    """``raw`` with the relative paths it names made absolute against the config file's folder."""
+    if folder.resolve() == PROJECT_ROOT:
+        return raw  # the project's own config: defaults and values share one base, keep them relative
+    raw = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
+    for keys in (*_PATH_KEYS, *_MODEL_KEYS):
+        *sections, name = keys
+        holder = raw
+        for section in sections:
+            holder = holder.get(section) if isinstance(holder.get(section), dict) else {}
+        value = holder.get(name)
+        if not isinstance(value, str) or Path(value).expanduser().is_absolute():
+            continue
+        local = (folder / value).resolve()
+        if keys in _PATH_KEYS or local.exists():
+            holder[name] = str(local)
+    return raw
+
+
 def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Read and validate the config file, then apply environment overrides (``TELEGRAM_BASE_URL``)."""
+    """Read and validate the config file, then apply environment overrides (``TELEGRAM_BASE_URL``).
+
+    The project's ``config.yaml`` is optional (every key has a default); a file named by ``path`` or
+    ``QABOT_CONFIG`` must exist, so a typo in its name is an error rather than a silent fall-back to defaults.
+    """
     environ = dict(os.environ) if environ is None else environ
-    path = Path(environ.get("QABOT_CONFIG", DEFAULT_CONFIG_PATH)) if path is None else path
+    if path is None and environ.get("QABOT_CONFIG"):
+        path = Path(environ["QABOT_CONFIG"])
+    if path is None:
+        path = DEFAULT_CONFIG_PATH
+        if not path.exists():
+            return _validated({}, path, environ)
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist" if not path.exists() else f"config {path} is not a file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot read config {path}: {error}") from error
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except OSError as error:
+        raise ConfigError(f"cannot read config {path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"cannot read config {path}: not UTF-8 text (byte {error.start})") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"cannot read config {path}: {_one_line(error)}") from error
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must be a mapping of sections, not {type(raw).__name__}")
+    return _validated(_relative_to_file(raw, path.parent), path, environ)
+
+
+def _validated(raw: dict, path: Path, environ: dict[str, str]) -> Settings:
     if base_url := environ.get("TELEGRAM_BASE_URL"):
         raw = {**raw, "telegram": {**(raw.get("telegram") or {}), "base_url": base_url}}
     try:

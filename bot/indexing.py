@@ -150,6 +150,11 @@ def current_build_name(index_dir: Path) -> str | None:
         return (index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as error:  # not a file we wrote: no usable build to point at
+        raise IndexCorruptError(
+            f"{index_dir / CURRENT_FILE} is not a build name (byte {error.start} is not UTF-8); "
+            "rebuild the index with `qabot index --force`"
+        ) from error
 
 
 def load_index(settings: Settings) -> LoadedIndex:
@@ -176,7 +181,10 @@ def load_index(settings: Settings) -> LoadedIndex:
 
 
 def _current_manifest(index_dir: Path) -> dict[str, Any] | None:
-    build_name = current_build_name(index_dir)
+    try:
+        build_name = current_build_name(index_dir)
+    except IndexCorruptError:
+        return None  # an unreadable CURRENT is replaced by the next build
     if build_name is None:
         return None
     try:

@@ -18,9 +18,27 @@ import numpy as np
 from haystack import Document, ExtractedAnswer, component
 from tokenizers import Tokenizer
 
+from bot.errors import ModelLoadError
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def load_tokenizer(path: Path) -> Tokenizer:
+    """A ``tokenizer.json``, or ModelLoadError naming the file (the tokenizers library raises bare Exceptions)."""
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as error:
+        raise ModelLoadError(f"cannot load the tokenizer {path}: {_first_line(error)}") from error
+
 
 def onnx_session(path: Path, threads: int | None = None):
-    """A CPU ONNX Runtime session set up as qabot runs its models (full graph optimisation, no spinning)."""
+    """A CPU ONNX Runtime session set up as qabot runs its models (full graph optimisation, no spinning).
+
+    A missing, truncated or corrupt model file is a ModelLoadError naming the file, not ONNX Runtime's trace.
+    """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -31,7 +49,10 @@ def onnx_session(path: Path, threads: int | None = None):
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...) are not public API
+        raise ModelLoadError(f"cannot load the ONNX model {path}: {_first_line(error)}") from error
 
 
 def _pad(encodings, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +69,7 @@ class _OnnxSentenceEncoder:
     """Mean-pooled, L2-normalised sentence embeddings (the all-MiniLM-L6-v2 recipe) from an ONNX encoder."""
 
     def __init__(self, onnx_path: Path, tokenizer_path: Path, max_length: int, threads: int | None) -> None:
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer = load_tokenizer(tokenizer_path)
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length)
         self.session = onnx_session(onnx_path, threads)
@@ -164,13 +185,22 @@ class OnnxExtractiveReader:
     def warm_up(self) -> None:
         if self._session is not None:
             return
-        tokenizer = Tokenizer.from_file(str(Path(self.model_dir) / "tokenizer.json"))
+        tokenizer = load_tokenizer(Path(self.model_dir) / "tokenizer.json")
         tokenizer.no_padding()
         tokenizer.enable_truncation(self.max_seq_length, stride=self.stride, strategy="only_second")
         self._tokenizer = tokenizer
+        # A second copy without truncation counts question tokens (truncation settings are per tokenizer).
+        self._counter = load_tokenizer(Path(self.model_dir) / "tokenizer.json")
+        self._counter.no_padding()
+        self._counter.no_truncation()
         self._pad_id = tokenizer.token_to_id("[PAD]") or 0
         self._session = onnx_session(self.onnx_path, self.threads)
         self._wants_token_types = any(i.name == "token_type_ids" for i in self._session.get_inputs())
+
+    def question_tokens(self, question: str) -> int:
+        """How many of the window's tokens ``question`` takes (special tokens not counted)."""
+        self.warm_up()
+        return len(self._counter.encode(question, add_special_tokens=False).ids)
 
     @component.output_types(answers=list[ExtractedAnswer])
     def run(self, query: str, documents: list[Document], top_k: int | None = None) -> dict[str, list[ExtractedAnswer]]:

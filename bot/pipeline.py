@@ -129,6 +129,10 @@ class QueryPipeline:
         self.retrieval.warm_up()
         self.reader.warm_up()
 
+    def question_tokens(self, question: str) -> int:
+        """The question's length in the reader's own tokens (``bot.question_rules`` limits it)."""
+        return self.reader.question_tokens(question)
+
     def passages(self, question: str, articles: frozenset[str] | None = None) -> list[Document]:
         """The passages for ``question``; with ``articles``, only from those article ids (both retrievers)."""
         inputs: dict[str, dict[str, Any]] = {"text_embedder": {"text": question}}

@@ -37,6 +37,11 @@ class QabotReader(TransformersExtractiveReader):
         self.null_relative_scores = null_relative_scores
         self.calibration_bias = calibration_bias
 
+    def question_tokens(self, question: str) -> int:
+        """How many of the window's tokens ``question`` takes (special tokens not counted)."""
+        self.warm_up()
+        return len(self.tokenizer(question, add_special_tokens=False)["input_ids"])
+
     def _postprocess(self, *, start: torch.Tensor, end: torch.Tensor, **kwargs: Any):  # type: ignore[override]
         if self.null_relative_scores:
             start = start - start[:, :1]

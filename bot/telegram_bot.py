@@ -12,6 +12,7 @@ The token is a password: the caller reads it (``read_token``) and it is kept out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import html
 import logging
@@ -285,6 +286,39 @@ def _answer_scoped(service: QAService, batch: list[tuple[str, ArticleScope]]) ->
     if all(scope is None for scope in scopes):
         return service.answer_many(questions)
     return service.answer_many(questions, scopes)
+def check_bot_api(token: str, settings: TelegramSettings) -> str:
+    """Ask the Bot API who we are (getMe); the bot's username, or BotSetupError that never contains the token.
+
+    Run before the model loads, so a refused token or an unreachable server is one clear line within seconds.
+    python-telegram-bot's own InvalidToken message quotes the token, so its text is never passed on.
+    """
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+
+    protect_token_in_logs(token)  # the request URL carries the token, and library loggers may show it
+    server = urlsplit(settings.base_url).netloc or settings.base_url
+
+    async def get_me() -> str:
+        bot = Bot(token, base_url=settings.base_url, base_file_url=file_base_url(settings.base_url))
+        try:
+            await bot.initialize()  # calls getMe
+            return bot.username
+        finally:
+            with contextlib.suppress(Exception):
+                await bot.shutdown()
+
+    try:
+        return asyncio.run(get_me())
+    except InvalidToken:
+        raise BotSetupError(
+            f"the Bot API at {server} refused the token in {TOKEN_ENV} (unauthorized or malformed); "
+            "check it with @BotFather"
+        ) from None
+    except NetworkError as error:  # TimedOut is a NetworkError
+        reason = " ".join(str(error).replace(token, REDACTED).split()) or type(error).__name__
+        raise BotSetupError(f"cannot reach the Bot API at {server}: {reason}") from None
+    except TelegramError as error:
+        reason = " ".join(str(error).replace(token, REDACTED).split()) or type(error).__name__
+        raise BotSetupError(f"the Bot API at {server} refused getMe: {reason}") from None
 
 
 def webhook_arguments(settings: TelegramSettings, token: str) -> dict[str, Any]:

@@ -93,17 +93,32 @@ def test_answer_many_keeps_order_and_matches_single_answers(service_settings):
     assert [(a.text, a.score) for a in batch] == [(a.text, a.score) for a in singles]
 
 
+@pytest.fixture(scope="module")
+def uncached_service(service_settings) -> QAService:
+    """A service without the answer cache: every question runs the whole pipeline."""
+    return QAService.from_settings(
+        settings_with(service_settings, answers=service_settings.answers.model_copy(update={"cache_size": 0}))
+    )
+
+
 def test_repeated_question_is_served_from_cache(qa_service: QAService):
-    first = qa_service.answer("What did the government forces deliver?")
-    second = qa_service.answer("what did the government forces deliver")
-    assert second.text == first.text and second.question == "what did the government forces deliver"
+    """The second question is the cached answer (the same object, asked differently), not a second reading."""
+    first = qa_service.answer("What is Jaysh al Fateh also called?")
+    second = qa_service.answer("what is jaysh al fateh also called")
+    assert second.text == first.text and second.question == "what is jaysh al fateh also called"
+    assert qa_service._cache[qa_service._cache_key(first.question)] is first
+    # A fresh reading builds new alternatives; the cached answer is copied with only the question replaced.
+    assert first.alternatives and second.alternatives is first.alternatives
 
 
-def test_concurrent_questions_get_their_own_answers(qa_service: QAService):
+def test_concurrent_questions_get_their_own_answers(uncached_service: QAService):
+    """Twelve threads, three different questions, no cache: every thread's answer is its own question's."""
     questions = ["Who backs Ahrar al-Sham?", "What does SOHR stand for?", "What is the capital of Australia?"] * 4
-    expected = {q: qa_service.answer(q).text for q in set(questions)}
+    expected = {q: uncached_service.answer(q).text for q in set(questions)}
+    assert len(set(expected.values())) == 3
     with ThreadPoolExecutor(max_workers=6) as pool:
-        results = list(pool.map(qa_service.answer, questions))
+        results = list(pool.map(uncached_service.answer, questions))
+    assert [a.question for a in results] == questions
     assert [a.text for a in results] == [expected[q] for q in questions]
 
 
@@ -131,21 +146,59 @@ def test_new_article_is_picked_up_and_cache_dropped(service_settings, tmp_path: 
     assert {a.article_id for a in service.articles()} == {"aleppo-siege-2016", "rover"}
 
 
-def test_service_is_thread_safe_under_index_reload(qa_service: QAService):
+def test_service_is_thread_safe_under_index_reload(service_settings, tmp_path: Path):
+    """Eight threads ask while a ninth keeps switching CURRENT between two builds: every switch is a reload
+    under the service's lock, and every answer is still right."""
+    import os
+    import shutil
+
+    from bot.indexing import CURRENT_FILE, current_build_name
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(service_settings.index_dir, index_dir)
+    build_a = current_build_name(index_dir)
+    build_b = f"{build_a}-copy"
+    shutil.copytree(index_dir / build_a, index_dir / build_b)
+    settings = settings_with(
+        service_settings,
+        index_dir=index_dir,
+        answers=service_settings.answers.model_copy(update={"cache_size": 0}),
+    )
+    service = QAService.from_settings(settings)
+    builds_seen: set[str] = set()
     errors: list[BaseException] = []
+    answers: list[str | None] = []
+    done = threading.Event()
+
+    def switch_builds() -> None:
+        for turn in range(1000):
+            if done.is_set():
+                return
+            temporary = index_dir / f"{CURRENT_FILE}.switch"
+            temporary.write_text((build_b if turn % 2 == 0 else build_a) + "\n")
+            os.replace(temporary, index_dir / CURRENT_FILE)
+            done.wait(0.01)
 
     def ask() -> None:
         try:
-            qa_service.answer("Who reported the fighter's message?")
+            for _ in range(3):
+                answers.append(service.answer("who backs Ahrar al-Sham?").text)
+                builds_seen.add(service._index.build_dir.name)
         except BaseException as error:  # pragma: no cover - reported below
             errors.append(error)
 
+    switcher = threading.Thread(target=switch_builds)
+    switcher.start()
     threads = [threading.Thread(target=ask) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    done.set()
+    switcher.join()
     assert errors == []
+    assert builds_seen == {build_a, build_b}, "the index was never reloaded while questions ran"
+    assert answers == ["Turkey, Saudi Arabia, and Qatar"] * 24
 
 
 def test_low_dense_only_passages_are_not_read_when_asked(service_settings):

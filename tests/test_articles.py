@@ -83,3 +83,14 @@ def test_missing_article_and_empty_folder(tmp_path: Path):
         load_article(tmp_path / "missing.txt")
     with pytest.raises(ArticleError, match=r"no \*\.txt articles"):
         load_articles(tmp_path)
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"], ids=["CRLF", "CR"])
+def test_front_matter_with_windows_line_ends(tmp_path: Path, newline: str):
+    """Issue 9, item 11: the title was "---" and the front matter was indexed as text."""
+    lines = ["---", "title: Rover finds water", "source: NASA", "date: 2026", "---", "The rover found ice.", ""]
+    path = tmp_path / "rover.txt"
+    path.write_bytes(newline.join(lines).encode())
+    article = load_article(path)
+    assert (article.info.title, article.info.source, article.info.date) == ("Rover finds water", "NASA", "2026")
+    assert article.text == "The rover found ice."

@@ -11,8 +11,49 @@ def test_shipped_config_matches_defaults():
     assert load_settings(DEFAULT_CONFIG_PATH, environ={}) == Settings()
 
 
-def test_missing_file_means_defaults(tmp_path: Path):
-    assert load_settings(tmp_path / "absent.yaml", environ={}) == Settings()
+def test_named_config_file_must_exist(tmp_path: Path):
+    """A typo in --config or QABOT_CONFIG is an error, not a silent fall-back to the defaults."""
+    with pytest.raises(ConfigError, match=r"absent\.yaml does not exist"):
+        load_settings(tmp_path / "absent.yaml", environ={})
+    with pytest.raises(ConfigError, match=r"absent\.yaml does not exist"):
+        load_settings(environ={"QABOT_CONFIG": str(tmp_path / "absent.yaml")})
+    with pytest.raises(ConfigError, match="not a file"):
+        load_settings(tmp_path, environ={})
+
+
+def test_relative_paths_are_relative_to_the_config_files_folder(tmp_path: Path):
+    """As config.yaml says; keys the file does not set keep their defaults (relative to the project root)."""
+    from bot.config import PROJECT_ROOT
+
+    (tmp_path / "my-reader").mkdir()
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "index_dir: idx\narticles_dir: ../news\nreader: {model: my-reader}\n"
+        "embedder: {model: sentence-transformers/all-MiniLM-L6-v2}\n"
+    )
+    settings = load_settings(path, environ={})
+    assert settings.resolve(settings.index_dir) == tmp_path / "idx"
+    assert settings.resolve(settings.articles_dir) == tmp_path.parent / "news"
+    assert settings.resolve(settings.reader.model) == tmp_path / "my-reader"
+    assert settings.embedder.model == "sentence-transformers/all-MiniLM-L6-v2"  # a hub id stays a hub id
+    assert settings.resolve(settings.embedder.onnx_dir) == PROJECT_ROOT / "models" / "embedder"  # a default
+    shipped = load_settings(DEFAULT_CONFIG_PATH, environ={})
+    assert shipped.resolve(shipped.index_dir) == PROJECT_ROOT / "index"
+
+
+def test_duplicate_keys_are_refused(tmp_path: Path):
+    path = tmp_path / "config.yaml"
+    path.write_text("reader:\n  no_answer_threshold: 0.5\n  no_answer_threshold: 0.9\n")
+    with pytest.raises(ConfigError, match="duplicate key 'no_answer_threshold' at line 3"):
+        load_settings(path, environ={})
+
+
+def test_yaml_errors_are_one_line(tmp_path: Path):
+    path = tmp_path / "config.yaml"
+    path.write_text("reader:\n  model: [unclosed\nindex_dir: x\n")
+    with pytest.raises(ConfigError, match="line 3") as raised:
+        load_settings(path, environ={})
+    assert "\n" not in str(raised.value)
 
 
 @pytest.mark.parametrize(
@@ -22,6 +63,7 @@ def test_missing_file_means_defaults(tmp_path: Path):
         ("retrieval: {top_k: 0}", "retrieval.top_k"),
         ("chunking: {sentences_per_chunk: 2, overlap_sentences: 2}", "overlap_sentences must be smaller"),
         ("telegram: {base_url: ftp://x}", "telegram.base_url"),
+        ("telegram: {mode: webhook}", "webhook_url is not set"),
         ("unknown_section: 1", "unknown_section"),
         ("- a list", "must be a mapping"),
         ("reader: [unclosed", "cannot read config"),

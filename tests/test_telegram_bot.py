@@ -239,6 +239,21 @@ async def test_over_long_question_is_refused_with_the_limit(client: EmulatorClie
 
 @needs_node
 @session_loop
+async def test_question_over_the_readers_token_window_is_refused_while_others_are_answered(client: EmulatorClient):
+    """Issue 9, items 1 and 3: 998 characters but ~500 tokens, sent together with normal questions."""
+    bad_user, good_users = 123, [124, 125, 126]
+    await asyncio.gather(
+        client.send_text(bad_user, "a " * 499), *(client.send_text(user, FLAGSHIP_QUESTION) for user in good_users)
+    )
+    (refusal,) = await client.replies(bad_user)
+    assert "too long" in refusal["text"] and "Please ask something shorter" in refusal["text"]
+    for user in good_users:
+        (reply,) = await client.replies(user)
+        assert bold_answer(reply) == FLAGSHIP_ANSWER
+
+
+@needs_node
+@session_loop
 @pytest.mark.parametrize("text", ["   \n\t  ", "\x00\x01 \x7f"], ids=["white-space", "control-characters"])
 async def test_empty_question_is_refused(client: EmulatorClient, text: str):
     user_id = 121 if text.isspace() else 122
@@ -362,7 +377,7 @@ async def test_cli_runs_the_bot_and_keeps_the_token_out_of_its_log(
     """``qabot telegram`` as a user starts it: token and base URL from the environment, INFO logging on stderr."""
     token = "13579:cli-SECRET-token"
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(service_settings.model_dump(mode="json")), encoding="utf-8")
+    config.write_text(yaml.safe_dump({"index_dir": str(service_settings.index_dir)}), encoding="utf-8")
     environ = {**os.environ, "TELEGRAM_BOT_TOKEN": token, "TELEGRAM_BASE_URL": emulator.bot_api_url}
     log_file = tmp_path / "bot.log"
     with log_file.open("w") as stderr:
@@ -437,6 +452,9 @@ def test_clean_question(qa_service):
     with pytest.raises(InvalidQuestionError, match="too long: 1,001 characters; the limit is 1,000"):
         clean_question(qa_service, "x" * 1001)
     assert clean_question(qa_service, "x" * 1000) == "x" * 1000
+    # The service's token rule too: 998 characters, but over the reader's window (issue 9, item 1).
+    with pytest.raises(InvalidQuestionError, match=r"too long: \d+ words and word pieces; the limit is \d+\. Please"):
+        clean_question(qa_service, "a " * 499)
 
 
 def test_help_and_sources_escape_titles_and_stay_short():
@@ -454,8 +472,10 @@ def test_file_base_url():
 
 
 def test_webhook_needs_a_url_and_hides_the_token():
+    with pytest.raises(ValueError, match="webhook_url"):
+        TelegramSettings(mode="webhook")
     with pytest.raises(BotSetupError, match="webhook_url"):
-        webhook_arguments(TelegramSettings(mode="webhook"), TOKEN)
+        webhook_arguments(TelegramSettings().model_copy(update={"mode": "webhook"}), TOKEN)
     settings = TelegramSettings(mode="webhook", webhook_url="https://bot.example.org/qabot/hook", webhook_port=8443)
     try:
         arguments = webhook_arguments(settings, TOKEN)
@@ -463,7 +483,13 @@ def test_webhook_needs_a_url_and_hides_the_token():
         assert "python-telegram-bot[webhooks]" in str(error)
         return
     assert arguments["url_path"] == "qabot/hook" and arguments["port"] == 8443
-    assert TOKEN not in arguments["secret_token"]
+    secret = arguments["secret_token"]
+    # Telegram's rule for the header (1-256 of A-Z a-z 0-9 _ -): a token, with its ":", could not pass.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret)
+    assert TOKEN.split(":")[1] not in secret
+    # Stable across restarts, and not one constant for every bot (then anyone could forge updates).
+    assert webhook_arguments(settings, TOKEN)["secret_token"] == secret
+    assert webhook_arguments(settings, "111:another-token")["secret_token"] != secret
 
 
 # -- the micro-batcher ----------------------------------------------------------------------------------
@@ -563,3 +589,40 @@ async def test_batcher_survives_a_cancelled_caller_and_a_wrong_result_count():
     finally:
         short.close()
     assert all(isinstance(result, RuntimeError) and "2 questions" in str(result) for result in results)
+
+
+@session_loop
+async def test_batcher_one_bad_question_fails_alone():
+    """Issue 9, item 3: after a batch raises, its questions are asked one by one; only the bad one fails."""
+    batches: list[list[str]] = []
+
+    def answer_many(questions: list[str]) -> list[str]:
+        batches.append(list(questions))
+        if "bad" in questions:
+            raise InvalidQuestionError("cannot read this one")
+        return [question.upper() for question in questions]
+
+    batcher = AnswerBatcher(answer_many, window=0.05, workers=1)
+    try:
+        questions = [f"q{i}" for i in range(5)] + ["bad"] + [f"q{i}" for i in range(5, 10)]
+        results = await asyncio.gather(*(batcher.ask(q) for q in questions), return_exceptions=True)
+    finally:
+        batcher.close()
+    assert results[:5] + results[6:] == [q.upper() for q in questions if q != "bad"]
+    assert isinstance(results[5], InvalidQuestionError) and str(results[5]) == "cannot read this one"
+    assert batches[0] == questions and sorted(map(tuple, batches[1:])) == sorted((q,) for q in questions)
+
+
+@session_loop
+async def test_batcher_with_the_real_service_fails_only_the_question_the_reader_cannot_take(qa_service):
+    """The real QAService refuses a whole batch over one question too long in tokens; the others still get answers."""
+    batcher = AnswerBatcher(qa_service.answer_many, window=0.05, workers=1)
+    questions = [question for question, _ in CHAT_QUESTIONS.values()]
+    try:
+        results = await asyncio.gather(
+            *(batcher.ask(q) for q in [*questions[:2], "a " * 499, *questions[2:]]), return_exceptions=True
+        )
+    finally:
+        batcher.close()
+    assert isinstance(results[2], InvalidQuestionError) and "too long" in str(results[2])
+    assert [answer.text for answer in results[:2] + results[3:]] == [answer for _, answer in CHAT_QUESTIONS.values()]
