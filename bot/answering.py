@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from haystack import Document, ExtractedAnswer
 
@@ -72,24 +72,33 @@ class QAService:
         """Answer one question (see ``answer_many``)."""
         return self.answer_many([question])[0]
 
-    def answer_many(self, questions: Iterable[str]) -> list[Answer]:
+    def answer_many(
+        self, questions: Iterable[str], retrieval_queries: Sequence[str | None] | None = None
+    ) -> list[Answer]:
         """Answer several questions in order, reading the uncached ones in one batch.
 
         Every question is validated before any work is done, so one bad question changes nothing.
+        ``retrieval_queries`` optionally gives, per question, a different text for retrieval to search with
+        (a follow-up expanded with the previous turn, see bot.conversation); None entries mean the question.
         """
         cleaned = [self.validate_question(q) for q in questions]
+        queries = list(retrieval_queries) if retrieval_queries is not None else [None] * len(cleaned)
+        if len(queries) != len(cleaned):
+            raise ValueError("retrieval_queries must have one entry per question")
+        keys = [(q, " ".join(r.split()) if r else q) for q, r in zip(cleaned, queries, strict=True)]
         with self._lock:
             self._reload_if_index_changed()
-            found = {q: self._from_cache(q) for q in cleaned}
-            missing = list(dict.fromkeys(q for q, a in found.items() if a is None))
+            found = {key: self._from_cache(*key) for key in keys}
+            missing = list(dict.fromkeys(key for key, a in found.items() if a is None))
             if missing:
-                for question, (answers, _) in zip(missing, self._pipeline.run(missing), strict=True):
-                    found[question] = self._to_answer(question, answers)
-                    self._remember(question, found[question])
-        return [found[q] for q in cleaned]  # type: ignore[misc]
+                readings = self._pipeline.run([q for q, _ in missing], [r for _, r in missing])
+                for key, (answers, _) in zip(missing, readings, strict=True):
+                    found[key] = self._to_answer(key[0], answers)
+                    self._remember(key, found[key])
+        return [found[key] for key in keys]  # type: ignore[misc]
 
     def answer_with_passages(
-        self, question: str, no_answer_threshold: float | None = None
+        self, question: str, no_answer_threshold: float | None = None, retrieval_query: str | None = None
     ) -> tuple[Answer, list[Document]]:
         """Answer without the cache and also return the passages the reader saw (for evaluation).
 
@@ -99,25 +108,27 @@ class QAService:
         question = self.validate_question(question)
         with self._lock:
             self._reload_if_index_changed()
-            ((answers, passages),) = self._pipeline.run([question])
+            ((answers, passages),) = self._pipeline.run([question], [retrieval_query or question])
         return self._to_answer(question, answers, no_answer_threshold), passages
 
     # -- internals ----------------------------------------------------------------------------------------
 
     @staticmethod
-    def _cache_key(question: str) -> str:
-        return question.casefold().rstrip("?!. ")
+    def _cache_key(question: str, retrieval_query: str) -> str:
+        key = question.casefold().rstrip("?!. ")
+        return key if retrieval_query == question else f"{key}\n{retrieval_query.casefold()}"
 
-    def _from_cache(self, question: str) -> Answer | None:
-        cached = self._cache.get(self._cache_key(question))
+    def _from_cache(self, question: str, retrieval_query: str) -> Answer | None:
+        key = self._cache_key(question, retrieval_query)
+        cached = self._cache.get(key)
         if cached is None:
             return None
-        self._cache.move_to_end(self._cache_key(question))
+        self._cache.move_to_end(key)
         return cached if cached.question == question else _with_question(cached, question)
 
-    def _remember(self, question: str, answer: Answer) -> None:
+    def _remember(self, key: tuple[str, str], answer: Answer) -> None:
         if self.settings.answers.cache_size:
-            self._cache[self._cache_key(question)] = answer
+            self._cache[self._cache_key(*key)] = answer
             while len(self._cache) > self.settings.answers.cache_size:
                 self._cache.popitem(last=False)
 

@@ -174,12 +174,22 @@ def evaluate_command(
     config: ConfigOption = None,
     report: Annotated[Path | None, typer.Option(help="Also write per-question results here (JSON).")] = None,
     sweep: Annotated[bool, typer.Option(help="Also show EM/F1 for no-answer thresholds from 0 to 0.95.")] = False,
+    gold_history: Annotated[
+        bool, typer.Option(help="Follow-up files: earlier turns get the gold answers, not the bot's own.")
+    ] = False,
 ) -> None:
-    """Exact match, F1, no-answer accuracy and retrieval recall@k of the whole service on a question file."""
+    """Exact match, F1, no-answer accuracy and retrieval recall@k of the whole service on a question file.
+
+    A follow-up file (conversations, see tests/data/README.md) is scored on the last turn of each conversation.
+    """
     from bot.evaluation import evaluate, load_questions, threshold_sweep
+    from bot.follow_up_evaluation import is_follow_up_file
 
     _quiet_libraries()
     settings = _settings(config)
+    if is_follow_up_file(file):
+        _evaluate_follow_ups(settings, file, gold_history, report)
+        return
     try:
         questions = load_questions(file)
     except QabotError as error:
@@ -204,6 +214,24 @@ def evaluate_command(
             )
     if report:
         payload = {"summary": result.summary(), "questions": result.per_question}
+        report.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def _evaluate_follow_ups(settings: Settings, file: Path, gold_history: bool, report: Path | None) -> None:
+    from bot.follow_up_evaluation import evaluate_follow_ups, load_conversations
+
+    try:
+        cases = load_conversations(file)
+    except QabotError as error:
+        raise _fail(str(error)) from None
+    result = evaluate_follow_ups(_service(settings), cases, gold_history=gold_history)
+    history = "gold answers" if gold_history else "the bot's own answers"
+    typer.echo(f"conversations        {result.conversations} (last turn scored; earlier turns: {history})")
+    typer.echo(f"last turns right     {result.right_percent:.1f} % ({result.right} of {result.conversations})")
+    typer.echo(f"exact match          {result.exact_match:.1f}")
+    typer.echo(f"F1                   {result.f1:.1f}")
+    if report:
+        payload = {"right_percent": result.right_percent, "conversations": result.per_conversation}
         report.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
 
 

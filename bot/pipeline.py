@@ -130,9 +130,15 @@ class QueryPipeline:
             inputs["bm25_retriever"] = {"query": question}
         return self.retrieval.run(inputs)[self.passages_from]["documents"]
 
-    def run(self, questions: list[str]) -> list[tuple[list[ExtractedAnswer], list[Document]]]:
-        """Answers and passages per question; one reader batch when the reader supports it."""
-        passages = [self.passages(question) for question in questions]
+    def run(
+        self, questions: list[str], retrieval_queries: list[str] | None = None
+    ) -> list[tuple[list[ExtractedAnswer], list[Document]]]:
+        """Answers and passages per question; one reader batch when the reader supports it.
+
+        ``retrieval_queries`` (one per question) is what retrieval searches with when it differs from what the
+        reader reads: a follow-up's question expanded with the previous turn (see bot.conversation).
+        """
+        passages = [self.passages(query) for query in (retrieval_queries or questions)]
         if len(questions) > 1 and hasattr(self.reader, "run_batch"):
             answers = self.reader.run_batch(questions, passages)
         else:
