@@ -146,26 +146,28 @@ def ask(
 
 
 @app.command()
-def chat(config: ConfigOption = None) -> None:
-    """Interactive questions and answers; an empty line or Ctrl-D ends the chat."""
+def chat(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Read one conversation from stdin (a question a line); JSON lines out.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """A conversation: follow-up questions use the previous turn (help, sources, new, quit; Ctrl-D quits)."""
+    from bot.chat import Conversation, prompt_session, run_interactive, run_json
+
     _quiet_libraries()
     settings = _settings(config)
-    service = _service(settings)
-    titles = ", ".join(article.title for article in service.articles())
-    typer.echo(f"Ask me about: {titles}\n(empty line or Ctrl-D to quit)")
-    color = sys.stdout.isatty()
-    while True:
-        try:
-            question = input("? ")
-        except (EOFError, KeyboardInterrupt):
-            typer.echo()
-            return
-        if not question.strip():
-            return
-        try:
-            typer.echo(render_terminal(service.answer(question), color=color))
-        except InvalidQuestionError as error:
-            typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+    conversation = Conversation(_service(settings))
+    if as_json:
+
+        def write(line: str) -> None:
+            typer.echo(line)
+            sys.stdout.flush()
+
+        if run_json(conversation, sys.stdin, write):
+            raise typer.Exit(1)
+        return
+    run_interactive(conversation, prompt_session(), typer.echo, color=sys.stdout.isatty())
 
 
 @app.command("eval")

@@ -34,7 +34,7 @@ def _highlighted_context(answer: Answer, before: str, after: str, escape=lambda 
 def render_terminal(answer: Answer, color: bool = False) -> str:
     """Human output: the answer, its confidence and the source sentence with the answer highlighted."""
     if not answer.answered:
-        return f"{NO_ANSWER_TEXT} (confidence that it does: {answer.score:.0%})"
+        return f"{NO_ANSWER_TEXT} ({answer.score:.0%} sure it doesn't)"  # a refusal's score: P(not in the article)
     bold, reset = ("\033[1m", "\033[0m") if color else ("", "")
     mark_open, mark_close = ("\033[1;33m", "\033[0m") if color else ("[", "]")
     lines = [f"{bold}{answer.text}{reset}  (confidence {answer.score:.0%})"]
