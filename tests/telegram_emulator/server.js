@@ -8,6 +8,11 @@
  * Only responses of the bot's routes (/bot<token>/...) are touched; the client routes (/sendMessage,
  * /getUpdates, ... used by the tests to play the users) are passed through unchanged.
  *
+ * Two Bot API methods the emulator lacks are answered here and recorded, so tests can check them:
+ * setMyCommands (it fails with a 400 while a test has asked so with POST /qabot/fail {"method": "setMyCommands"})
+ * and answerCallbackQuery (the emulator's own answers but does not record). GET /qabot/calls returns
+ * [{token, method, body}] (body: the raw request text) and POST /qabot/reset clears calls and failures.
+ *
  * Usage: node server.js [host]. It listens on an ephemeral port and prints one JSON line {"port": N} once it
  * accepts connections. It exits on SIGTERM/SIGINT, or when its stdin closes, so it never outlives the test run.
  */
@@ -41,8 +46,59 @@ function fixBotApiBody(path, body) {
 
 const emulator = new TelegramServer({ host: '127.0.0.1', storeTimeout: 3600 });
 
+const RECORDED_METHODS = new Set(['setMyCommands', 'answerCallbackQuery']);
+let calls = [];
+let failing = new Set();
+
+function readBody(req, callback) {
+  let body = '';
+  req.on('data', (chunk) => { body += chunk; });
+  req.on('end', () => callback(body));
+}
+
+function sendJson(res, status, payload) {
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(payload));
+}
+
+function handleQabotRoutes(req, res, path) {
+  if (path === '/qabot/calls') {
+    sendJson(res, 200, { ok: true, result: calls });
+    return true;
+  }
+  if (path === '/qabot/reset') {
+    calls = [];
+    failing = new Set();
+    sendJson(res, 200, { ok: true, result: true });
+    return true;
+  }
+  if (path === '/qabot/fail') {
+    readBody(req, (body) => {
+      failing.add(JSON.parse(body).method);
+      sendJson(res, 200, { ok: true, result: true });
+    });
+    return true;
+  }
+  const match = path.match(/^\/bot([^/]+)\/([A-Za-z]+)$/);
+  if (match && RECORDED_METHODS.has(match[2])) {
+    readBody(req, (body) => {
+      calls.push({ token: match[1], method: match[2], body });
+      if (failing.has(match[2])) {
+        sendJson(res, 400, { ok: false, error_code: 400, description: `Bad Request: ${match[2]} failed (test)` });
+      } else {
+        sendJson(res, 200, { ok: true, result: true });
+      }
+    });
+    return true;
+  }
+  return false;
+}
+
 const server = http.createServer((req, res) => {
   const path = req.url.split('?')[0];
+  if (handleQabotRoutes(req, res, path)) {
+    return;
+  }
   if (path.startsWith('/bot')) {
     // Express later swaps the response's prototype for its own; this own property shadows its json().
     res.json = (body) => Object.getPrototypeOf(res).json.call(res, fixBotApiBody(path, body));
