@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -200,11 +201,12 @@ class EmulatorClient:
         user = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
         await self._post("/sendCallback", {"botToken": self._token, "from": user, "message": message, "data": data})
 
-    async def bot_calls(self, method: str) -> list[str]:
-        """Raw bodies of this bot's calls to a method the wrapper records (setMyCommands, answerCallbackQuery)."""
+    async def bot_calls(self, method: str) -> list[dict[str, str]]:
+        """The parameters of this bot's calls to a method the wrapper records (setMyCommands, answerCallbackQuery)."""
         response = await self._http.get("/qabot/calls")
         response.raise_for_status()
-        return [c["body"] for c in response.json()["result"] if c["token"] == self._token and c["method"] == method]
+        calls = [c["body"] for c in response.json()["result"] if c["token"] == self._token and c["method"] == method]
+        return [_parameters(body) for body in calls]
 
     async def make_fail(self, method: str) -> None:
         """From now on (until ``reset_wrapper``) the wrapper answers ``method`` with a 400 error."""
@@ -231,6 +233,13 @@ class EmulatorClient:
         response = await self._http.post(path, json=payload)
         response.raise_for_status()
         return response.json()
+
+
+def _parameters(body: str) -> dict[str, str]:
+    """A Bot API request body as python-telegram-bot sends it (form-encoded; JSON also accepted)."""
+    if body.lstrip().startswith("{"):
+        return {key: value if isinstance(value, str) else json.dumps(value) for key, value in json.loads(body).items()}
+    return {key: values[-1] for key, values in urllib.parse.parse_qs(body).items()}
 
 
 def _command_entity(length: int) -> dict[str, Any]:

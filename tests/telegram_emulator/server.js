@@ -4,7 +4,8 @@
  * Why a wrapper: the emulator's Bot API side deviates from Telegram in two ways that python-telegram-bot rejects
  * (and the bot itself must not learn to tolerate):
  *   1. getMe's user has no `is_bot` (a required field)          -> we add `is_bot: true`;
- *   2. messages the bot sends come back with `date` in ms        -> we turn any `date` above 1e11 into seconds.
+ *   2. messages the bot sends come back with `date` in ms        -> we turn any `date` above 1e11 into seconds;
+ *   3. callback queries have no `chat_instance` (required)      -> we add one derived from the chat id.
  * Only responses of the bot's routes (/bot<token>/...) are touched; the client routes (/sendMessage,
  * /getUpdates, ... used by the tests to play the users) are passed through unchanged.
  *
@@ -40,6 +41,14 @@ function fixBotApiBody(path, body) {
       body.result.is_bot = true;
     }
     fixDates(body.result);
+    if (path.endsWith('/getUpdates') && Array.isArray(body.result)) {
+      body.result.forEach((update) => {
+        const query = update.callback_query;
+        if (query && query.chat_instance === undefined) {
+          query.chat_instance = String(query.message && query.message.chat ? query.message.chat.id : 0);
+        }
+      });
+    }
   }
   return body;
 }
