@@ -273,8 +273,23 @@ def _is_ellipsis(question: str) -> bool:
     return len(words) <= 3 and not named_entities(question)
 
 
-def _entity_for(pronoun: str, previous: Turn) -> str | None:
-    """What ``pronoun`` points to in the previous turn (its answer, or the entity its question was about)."""
+def _opening(question: str) -> tuple[str, ...]:
+    return tuple(t.casefold() for t in _tokens(question)[:2])
+
+
+def _asks_for_plural_thing(asked: str, answer: str) -> bool:
+    """A who/which/what question answered by one plural noun phrase ("Foreign fighters", not a list)."""
+    words = answer.split()
+    return (
+        bool(words)
+        and asked.split()[0].casefold() in {"who", "which", "what"}
+        and not _looks_like_list(answer)
+        and re.fullmatch(r"[a-z]+[^s]s", words[-1]) is not None
+    )
+
+
+def _entity_for(pronoun: str, previous: Turn, question: str = "") -> str | None:
+    """What ``pronoun`` in ``question`` points to in the previous turn (its answer, or what it was about)."""
     asked, answer = previous.read_as, previous.answer
     carried = previous.reference[1] if previous.reference else None
     entities = named_entities(asked)
@@ -297,6 +312,9 @@ def _entity_for(pronoun: str, previous: Turn) -> str | None:
     if pronoun in _PLURAL_PRONOUNS:
         if carried and previous.reference and previous.reference[0] in _PLURAL_PRONOUNS:
             return carried
+        same_verb = _opening(asked) == _opening(question)  # "who backs X?" → "who backs them?": still X
+        if answer and not same_verb and _asks_for_plural_thing(asked, answer):
+            return answer  # "Who dominated the pro-regime forces?" → "Foreign fighters" → "who backs them?"
         return _noun_phrase(asked, plural=True) or (entities[0] if entities else answer)
     if pronoun == "that" and answer:
         return answer  # "How much is that in miles?": what was just said
@@ -367,7 +385,7 @@ def resolve_follow_up(
         tokens = _tokens(question)
         replacements, used = [], set()
         for index, word in rewritable:  # the first mention gets the name; "he … his interview" keeps "his"
-            entity = _entity_for(word, previous)
+            entity = _entity_for(word, previous, question)
             if entity and entity.casefold() not in question.casefold() and entity not in used:
                 used.add(entity)
                 replacements.append((index, entity))

@@ -105,6 +105,8 @@ def test_self_contained_questions_are_left_alone_even_after_a_turn():
          "How much is 35 square kilometers in miles?"),
         ("Which firm published a daily briefing?", "The Soufan Group", "On which day?",
          "On which day The Soufan Group?"),
+        # one plural noun answer, another verb: "them" is the answer
+        ("Who dominated the pro-regime forces?", "Foreign fighters", "who backs them?", "who backs Foreign fighters?"),
     ],
 )  # fmt: skip
 def test_references_are_replaced_by_their_entity(previous: str, answer: str, question: str, expected: str):
@@ -141,3 +143,27 @@ def test_follow_up_set_scores_above_floor(qa_service):
     report = evaluate_follow_ups(qa_service, cases)
     print([(row["id"], row["read_as"], row["prediction"]) for row in report.per_conversation if not row["right"]])
     assert report.right_percent >= FOLLOW_UP_FLOOR
+
+
+def test_qabot_eval_scores_a_follow_up_file(service_settings, tmp_path):
+    """``qabot eval`` recognises a conversations file; the history comes from the bot or, asked, the golds."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    data = json.loads(FOLLOW_UPS_FILE.read_text(encoding="utf-8"))
+    wanted = {"followup-01", "followup-28"}  # an answerable and an unanswerable last turn
+    data["conversations"] = [c for c in data["conversations"] if c["id"] in wanted]
+    questions = tmp_path / "followups.json"
+    questions.write_text(json.dumps(data), encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"index_dir: {service_settings.index_dir}\n")
+    report = tmp_path / "report.json"
+    for extra in ([], ["--gold-history"]):
+        command = ["eval", str(questions), "--config", str(config), "--report", str(report), *extra]
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 0, result.output
+        assert "conversations        2" in result.output and "last turns right     100.0 % (2 of 2)" in result.output
+        rows = json.loads(report.read_text())["conversations"]
+        assert [row["read_as"] for row in rows] == ["Who characterises Ahrar al-Sham as a terror organisation?",
+                                                    "When was Ahrar al-Sham founded?"]
