@@ -112,7 +112,8 @@ class Resolved:
     question_for_reader: str
     retrieval_query: str
     interpreted_as: str | None = None  # the rewritten question, None when the question was left alone
-    reference: tuple[str, str] | None = None  # ("it", "Ahrar al-Sham")
+    reference: tuple[str, str] | None = None  # ("it", "Ahrar al-Sham"): the first word replaced
+    also: tuple[tuple[str, str], ...] = ()  # further words replaced in the same question ("there" → Turkey)
 
     @property
     def is_follow_up(self) -> bool:
@@ -380,15 +381,16 @@ def resolve_follow_up(
     previous = history[-1]
     references = _references(question)
     rewritable = [(i, word) for i, word, rewrite in references if rewrite]
-    rewritten, reference = question, None
+    rewritten, reference, replaced = question, None, []
     if rewritable:
         tokens = _tokens(question)
-        replacements, used = [], set()
+        replacements, used, replaced = [], set(), []
         for index, word in rewritable:  # the first mention gets the name; "he … his interview" keeps "his"
             entity = _entity_for(word, previous, question)
             if entity and entity.casefold() not in question.casefold() and entity not in used:
                 used.add(entity)
                 replacements.append((index, entity))
+                replaced.append((word, entity))
                 reference = reference or (word, entity)
         for index, entity in reversed(replacements):  # right to left: indices stay valid
             tokens = _replace(tokens, index, entity)
@@ -410,14 +412,18 @@ def resolve_follow_up(
     interpreted = rewritten if rewritten != question and reader_mode == "rewrite" else None
     if reference is None and interpreted is None and retrieval_query == question:
         return untouched
-    return Resolved(reader_question, retrieval_query, interpreted, reference)
+    also = tuple((word, entity) for word, entity in replaced[1:]) if rewritable else ()
+    return Resolved(reader_question, retrieval_query, interpreted, reference, also)
 
 
 def describe(resolved: Resolved) -> str | None:
     """The line a user reads: "reading 'it' as Ahrar al-Sham" (or the whole question for an ellipsis)."""
     if resolved.reference:
         word, entity = resolved.reference
-        return f"reading ‘{word}’ as {entity}" if word else f"reading it as a question about {entity}"
+        if not word:
+            return f"reading it as a question about {entity}"
+        readings = [f"‘{w}’ as {e}" for w, e in (resolved.reference, *resolved.also)]
+        return "reading " + " and ".join(readings)
     if resolved.interpreted_as:
         return f"reading it as “{resolved.interpreted_as}”"
     return None

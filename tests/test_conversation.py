@@ -167,3 +167,10 @@ def test_qabot_eval_scores_a_follow_up_file(service_settings, tmp_path):
         rows = json.loads(report.read_text())["conversations"]
         assert [row["read_as"] for row in rows] == ["Who characterises Ahrar al-Sham as a terror organisation?",
                                                     "When was Ahrar al-Sham founded?"]
+
+
+def test_every_replaced_word_is_described():
+    history = [turn("From which country did Hadi Alabdallah give his interview?", "Turkey")]
+    resolved = resolve_follow_up("What is he receiving there?", history)
+    assert resolved.question_for_reader == "What is Hadi Alabdallah receiving in Turkey?"
+    assert describe(resolved) == "reading ‘he’ as Hadi Alabdallah and ‘there’ as Turkey"
