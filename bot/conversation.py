@@ -347,6 +347,23 @@ def _join(tokens: list[str]) -> str:
     return re.sub(r"\s+([?.!,;:’'])", r"\1", text).replace("’ s", "’s")
 
 
+_WHAT_ABOUT = re.compile(r"^(?:and |but )?(?:what|how) about (?P<subject>.+?)\W*$|^and (?P<subject2>.+?)\?$", re.I)
+
+
+def _same_question_about(question: str, previous: Turn) -> str | None:
+    """ "What about Qatar?" / "And Jabhat Fatah al-Sham?" after "who backs Ahrar al-Sham?": the previous
+    question asked again about the new subject (its name swapped), or None when that does not apply."""
+    match = _WHAT_ABOUT.match(question.strip())
+    if not match:
+        return None
+    subject = (match.group("subject") or match.group("subject2") or "").strip()
+    entities = named_entities(previous.read_as)
+    names_something = any(_is_name_token(word) for word in subject.split()) or subject.casefold().startswith("the ")
+    if not names_something or not entities or len(subject.split()) > 6:
+        return None
+    return previous.read_as.replace(entities[0], subject, 1)
+
+
 def _ellipsis_topic(previous: Turn) -> str | None:
     """What an elliptical question ("On which day?") is about: the last answer, else the last question's name."""
     if previous.answer and not _looks_like_list(previous.answer):
@@ -381,7 +398,7 @@ def resolve_follow_up(
     previous = history[-1]
     references = _references(question)
     rewritable = [(i, word) for i, word, rewrite in references if rewrite]
-    rewritten, reference, replaced = question, None, []
+    rewritten, reference, replaced, swapped_subject = question, None, [], False
     if rewritable:
         tokens = _tokens(question)
         replacements, used, replaced = [], set(), []
@@ -395,6 +412,8 @@ def resolve_follow_up(
         for index, entity in reversed(replacements):  # right to left: indices stay valid
             tokens = _replace(tokens, index, entity)
         rewritten = _join(tokens) if reference else question
+    elif not references and (swapped := _same_question_about(question, previous)):
+        rewritten, swapped_subject = swapped, True  # described whole: "reading it as “who backs Qatar?”"
     elif not references and _is_ellipsis(question) and (topic := _ellipsis_topic(previous)):
         rewritten = _ellipsis_question(question, topic)
         reference = ("", topic)
@@ -407,7 +426,7 @@ def resolve_follow_up(
         "rewrite": rewritten,
         "both": f"{rewritten} {expansion}",
         # the rewrite when a pronoun was replaced by a name, else (ellipsis, "that claim") the previous turn too
-        "auto": rewritten if reference and reference[0] else f"{rewritten} {expansion}",
+        "auto": rewritten if (reference and reference[0]) or swapped_subject else f"{rewritten} {expansion}",
     }[retrieval_mode]
     interpreted = rewritten if rewritten != question and reader_mode == "rewrite" else None
     if reference is None and interpreted is None and retrieval_query == question:

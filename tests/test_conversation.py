@@ -174,3 +174,11 @@ def test_every_replaced_word_is_described():
     resolved = resolve_follow_up("What is he receiving there?", history)
     assert resolved.question_for_reader == "What is Hadi Alabdallah receiving in Turkey?"
     assert describe(resolved) == "reading ‘he’ as Hadi Alabdallah and ‘there’ as Turkey"
+
+
+def test_what_about_asks_the_previous_question_about_the_new_subject():
+    history = [turn("who backs Ahrar al-Sham?", "Turkey, Saudi Arabia, and Qatar")]
+    resolved = resolve_follow_up("What about Jabhat Fatah al-Sham?", history)
+    assert resolved.question_for_reader == "who backs Jabhat Fatah al-Sham?"
+    assert resolved.retrieval_query == "who backs Jabhat Fatah al-Sham?"  # the old answer would mislead retrieval
+    assert describe(resolved) == "reading it as “who backs Jabhat Fatah al-Sham?”"
