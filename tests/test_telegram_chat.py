@@ -131,6 +131,9 @@ async def test_group_silence_mention_reply_ask_and_other_bots(client: EmulatorCl
     (asked,) = await client.replies(GROUP)
     assert "two hours" in bold_answer(asked)
 
+    sticker = {"file_id": "CAACAgIAAxkBAAE", "file_unique_id": "AgADcQADvm8", "type": "regular", "width": 512,
+               "height": 512, "is_animated": False, "is_video": False}  # fmt: skip
+    await client.send_group(615, GROUP, sticker=sticker)  # a sticker in a group is for the people in it
     for command in ("/start@OtherBot", "/weather"):
         entity = {"type": "bot_command", "offset": 0, "length": len(command)}
         await client.send_group(614, GROUP, command, entities=[entity])

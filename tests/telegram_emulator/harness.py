@@ -179,12 +179,14 @@ class EmulatorClient:
         self,
         user_id: int,
         chat_id: int,
-        text: str,
+        text: str | None = None,
         entities: list[dict[str, Any]] | None = None,
         reply_to: dict[str, Any] | None = None,
+        **content: Any,
     ) -> None:
-        """A message from ``user_id`` in the supergroup ``chat_id`` (negative), optionally replying to a message."""
-        message = self._message(user_id, text=text)
+        """A message from ``user_id`` in the supergroup ``chat_id`` (negative), optionally replying to a message;
+        ``content`` is any other message content (``sticker={...}``)."""
+        message = self._message(user_id, **({"text": text} if text is not None else {}), **content)
         message["chat"] = {"id": chat_id, "type": "supergroup", "title": f"Group {chat_id}"}
         if entities:
             message["entities"] = entities
