@@ -11,6 +11,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from haystack import Document, ExtractedAnswer
 
@@ -28,6 +29,14 @@ MIN_ALTERNATIVE_SCORE = 0.1
 
 # The article ids a question may be answered from (a chat's own articles, one focused article); None = all.
 ArticleScope = frozenset[str] | None
+
+
+class _Query(NamedTuple):
+    """One question as the service reads it: what the reader reads, what retrieval searches, which articles."""
+
+    question: str
+    retrieval_query: str
+    scope: ArticleScope
 
 
 class QAService:
@@ -77,28 +86,43 @@ class QAService:
         """Answer one question (see ``answer_many``)."""
         return self.answer_many([question], [scope])[0]
 
-    def answer_many(self, questions: Iterable[str], scopes: Sequence[ArticleScope] | None = None) -> list[Answer]:
+    def answer_many(
+        self,
+        questions: Iterable[str],
+        scopes: Sequence[ArticleScope] | None = None,
+        retrieval_queries: Sequence[str | None] | None = None,
+    ) -> list[Answer]:
         """Answer several questions in order, reading the uncached ones in one batch.
 
         ``scopes[i]`` limits question i to those article ids (a metadata filter on both retrievers), so chats
-        with their own articles can share a batch without seeing each other's. Every question is validated
-        before any work is done, so one bad question changes nothing.
+        with their own articles can share a batch without seeing each other's. ``retrieval_queries[i]``
+        optionally gives a different text for retrieval to search with (a follow-up expanded with the previous
+        turn, see bot.conversation); None means the question itself. Every question is validated before any
+        work is done, so one bad question changes nothing.
         """
         cleaned = [self.validate_question(q) for q in questions]
-        scoped = list(zip(cleaned, scopes if scopes is not None else [None] * len(cleaned), strict=True))
+        scopes = list(scopes) if scopes is not None else [None] * len(cleaned)
+        queries = list(retrieval_queries) if retrieval_queries is not None else [None] * len(cleaned)
+        if not len(scopes) == len(queries) == len(cleaned):
+            raise ValueError("scopes and retrieval_queries must have one entry per question")
+        keys = [
+            _Query(q, " ".join(r.split()) if r else q, s) for q, r, s in zip(cleaned, queries, scopes, strict=True)
+        ]
         with self._lock:
             self._reload_if_index_changed()
-            found = {key: self._from_cache(*key) for key in scoped}
+            found = {key: self._from_cache(key) for key in keys}
             missing = list(dict.fromkeys(key for key, a in found.items() if a is None))
             if missing:
-                runs = self._pipeline.run([q for q, _ in missing], [s for _, s in missing])
-                for (question, scope), (answers, _) in zip(missing, runs, strict=True):
-                    found[question, scope] = self._to_answer(question, answers)
-                    self._remember(question, scope, found[question, scope])
-        return [found[key] for key in scoped]  # type: ignore[misc]
+                readings = self._pipeline.run(
+                    [k.question for k in missing], [k.scope for k in missing], [k.retrieval_query for k in missing]
+                )
+                for key, (answers, _) in zip(missing, readings, strict=True):
+                    found[key] = self._to_answer(key.question, answers)
+                    self._remember(key, found[key])
+        return [found[key] for key in keys]  # type: ignore[misc]
 
     def answer_with_passages(
-        self, question: str, no_answer_threshold: float | None = None
+        self, question: str, no_answer_threshold: float | None = None, retrieval_query: str | None = None
     ) -> tuple[Answer, list[Document]]:
         """Answer without the cache and also return the passages the reader saw (for evaluation).
 
@@ -108,26 +132,29 @@ class QAService:
         question = self.validate_question(question)
         with self._lock:
             self._reload_if_index_changed()
-            ((answers, passages),) = self._pipeline.run([question])
+            ((answers, passages),) = self._pipeline.run([question], None, [retrieval_query or question])
         return self._to_answer(question, answers, no_answer_threshold), passages
 
     # -- internals ----------------------------------------------------------------------------------------
 
     @staticmethod
-    def _cache_key(question: str, scope: ArticleScope = None) -> str:
-        key = question.casefold().rstrip("?!. ")
-        return key if scope is None else key + "\x00" + "\x00".join(sorted(scope))
+    def _cache_key(query: _Query) -> str:
+        key = query.question.casefold().rstrip("?!. ")
+        if query.retrieval_query != query.question:
+            key += "\n" + query.retrieval_query.casefold()
+        return key if query.scope is None else key + "\x00" + "\x00".join(sorted(query.scope))
 
-    def _from_cache(self, question: str, scope: ArticleScope = None) -> Answer | None:
-        cached = self._cache.get(self._cache_key(question, scope))
+    def _from_cache(self, query: _Query) -> Answer | None:
+        key = self._cache_key(query)
+        cached = self._cache.get(key)
         if cached is None:
             return None
-        self._cache.move_to_end(self._cache_key(question, scope))
-        return cached if cached.question == question else _with_question(cached, question)
+        self._cache.move_to_end(key)
+        return cached if cached.question == query.question else _with_question(cached, query.question)
 
-    def _remember(self, question: str, scope: ArticleScope, answer: Answer) -> None:
+    def _remember(self, query: _Query, answer: Answer) -> None:
         if self.settings.answers.cache_size:
-            self._cache[self._cache_key(question, scope)] = answer
+            self._cache[self._cache_key(query)] = answer
             while len(self._cache) > self.settings.answers.cache_size:
                 self._cache.popitem(last=False)
 

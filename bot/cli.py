@@ -238,27 +238,29 @@ def ask(
 
 
 @app.command()
-def chat(config: ConfigOption = None) -> None:
-    """Interactive questions and answers; an empty line or Ctrl-D ends the chat."""
+def chat(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Read one conversation from stdin (a question a line); JSON lines out.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """A conversation: follow-up questions use the previous turn (help, sources, new, quit; Ctrl-D quits)."""
+    from bot.chat import Conversation, prompt_session, run_interactive, run_json
+
     _quiet_libraries()
     settings = _settings(config)
-    service = _service(settings)
-    titles = ", ".join(article.title for article in service.articles())
-    typer.echo(f"Ask me about: {titles}\n(empty line or Ctrl-D to quit)")
+    conversation = Conversation(_service(settings))
     _tolerant_stdin()
-    color = sys.stdout.isatty()
-    while True:
-        try:
-            question = input("? ")
-        except (EOFError, KeyboardInterrupt):
-            typer.echo()
-            return
-        if not question.strip():
-            return
-        try:
-            typer.echo(render_terminal(service.answer(question), color=color))
-        except InvalidQuestionError as error:
-            typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+    if as_json:
+
+        def write(line: str) -> None:
+            typer.echo(line)
+            sys.stdout.flush()
+
+        if run_json(conversation, sys.stdin, write):
+            raise typer.Exit(1)
+        return
+    run_interactive(conversation, prompt_session(), typer.echo, color=sys.stdout.isatty())
 
 
 @app.command("eval")
@@ -267,12 +269,22 @@ def evaluate_command(
     config: ConfigOption = None,
     report: Annotated[Path | None, typer.Option(help="Also write per-question results here (JSON).")] = None,
     sweep: Annotated[bool, typer.Option(help="Also show EM/F1 for no-answer thresholds from 0 to 0.95.")] = False,
+    gold_history: Annotated[
+        bool, typer.Option(help="Follow-up files: earlier turns get the gold answers, not the bot's own.")
+    ] = False,
 ) -> None:
-    """Exact match, F1, no-answer accuracy and retrieval recall@k of the whole service on a question file."""
+    """Exact match, F1, no-answer accuracy and retrieval recall@k of the whole service on a question file.
+
+    A follow-up file (conversations, see tests/data/README.md) is scored on the last turn of each conversation.
+    """
     from bot.evaluation import evaluate, load_questions, threshold_sweep
+    from bot.follow_up_evaluation import is_follow_up_file
 
     _quiet_libraries()
     settings = _settings(config)
+    if is_follow_up_file(file):
+        _evaluate_follow_ups(settings, file, gold_history, report)
+        return
     try:
         questions = load_questions(file)
     except QabotError as error:
@@ -302,6 +314,24 @@ def evaluate_command(
             )
     if report:
         payload = {"summary": result.summary(), "questions": result.per_question}
+        report.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def _evaluate_follow_ups(settings: Settings, file: Path, gold_history: bool, report: Path | None) -> None:
+    from bot.follow_up_evaluation import evaluate_follow_ups, load_conversations
+
+    try:
+        cases = load_conversations(file)
+    except QabotError as error:
+        raise _fail(str(error)) from None
+    result = evaluate_follow_ups(_service(settings), cases, gold_history=gold_history)
+    history = "gold answers" if gold_history else "the bot's own answers"
+    typer.echo(f"conversations        {result.conversations} (last turn scored; earlier turns: {history})")
+    typer.echo(f"last turns right     {result.right_percent:.1f} % ({result.right} of {result.conversations})")
+    typer.echo(f"exact match          {result.exact_match:.1f}")
+    typer.echo(f"F1                   {result.f1:.1f}")
+    if report:
+        payload = {"right_percent": result.right_percent, "conversations": result.per_conversation}
         report.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
 
 

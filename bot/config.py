@@ -91,6 +91,8 @@ class TelegramSettings(_Section):
     workers: int = Field(2, ge=1, description="Threads that run inference off the event loop.")
     batch_window_ms: int = Field(10, ge=0, description="Questions arriving this close together share a batch.")
     max_retries: int = Field(3, ge=0)
+    feedback_file: Path = Field(Path("feedback/votes.jsonl"), description="Append-only JSON lines of 👍/👎 votes.")
+    conversation_idle_minutes: float = Field(30, gt=0, description="A chat's context is forgotten after this.")
     admin_user_ids: tuple[int, ...] = Field((), description="Telegram user ids that may add shared articles.")
     user_articles: Literal["off", "per_chat"] = Field("off", description="per_chat: anyone adds chat-only articles.")
     chat_max_articles: int = Field(5, ge=0, description="per_chat quota: articles one chat may add.")

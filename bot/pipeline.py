@@ -145,12 +145,20 @@ class QueryPipeline:
         return self.retrieval.run(inputs)[self.passages_from]["documents"]
 
     def run(
-        self, questions: list[str], scopes: list[frozenset[str] | None] | None = None
+        self,
+        questions: list[str],
+        scopes: list[frozenset[str] | None] | None = None,
+        retrieval_queries: list[str] | None = None,
     ) -> list[tuple[list[ExtractedAnswer], list[Document]]]:
-        """Answers and passages per question (each within its article scope, if any); one reader batch when the
-        reader supports it."""
+        """Answers and passages per question; one reader batch when the reader supports it.
+
+        ``scopes`` (one per question, None = all articles) limits retrieval to those article ids;
+        ``retrieval_queries`` (one per question) is what retrieval searches with when it differs from what the
+        reader reads: a follow-up's question expanded with the previous turn (see bot.conversation).
+        """
         scopes = scopes if scopes is not None else [None] * len(questions)
-        passages = [self.passages(question, scope) for question, scope in zip(questions, scopes, strict=True)]
+        queries = retrieval_queries or questions
+        passages = [self.passages(query, scope) for query, scope in zip(queries, scopes, strict=True)]
         if len(questions) > 1 and hasattr(self.reader, "run_batch"):
             answers = self.reader.run_batch(questions, passages)
         else:

@@ -34,7 +34,7 @@ def _highlighted_context(answer: Answer, before: str, after: str, escape=lambda 
 def render_terminal(answer: Answer, color: bool = False) -> str:
     """Human output: the answer, its confidence and the source sentence with the answer highlighted."""
     if not answer.answered:
-        return f"{NO_ANSWER_TEXT} (confidence that it does: {answer.score:.0%})"
+        return f"{NO_ANSWER_TEXT} ({answer.score:.0%} sure it doesn't)"  # a refusal's score: P(not in the article)
     bold, reset = ("\033[1m", "\033[0m") if color else ("", "")
     mark_open, mark_close = ("\033[1;33m", "\033[0m") if color else ("[", "]")
     lines = [f"{bold}{answer.text}{reset}  (confidence {answer.score:.0%})"]
@@ -48,17 +48,63 @@ def render_terminal(answer: Answer, color: bool = False) -> str:
     return "\n".join(lines)
 
 
-def render_telegram_html(answer: Answer) -> list[str]:
-    """Telegram HTML (parse_mode=HTML): every piece of article text escaped, split under the 4,096 limit."""
+TITLE_CHARS = 60  # a source line longer than the answer buries the answer
+REFUSAL_HINT = "I answer questions whose answer is written in the article, such as who, what, where or when."
+
+
+def confidence_words(score: float) -> str:
+    """The confidence as a person says it, with the number: "fairly sure (82%)"."""
+    levels = ((0.9, "very sure"), (0.75, "fairly sure"), (0.6, "somewhat sure"), (0.0, "not sure"))
+    words = next(words for floor, words in levels if score >= floor)
+    return f"{words} ({score:.0%})"
+
+
+def short_title(title: str, limit: int = TITLE_CHARS) -> str:
+    """The title cut at a word boundary under ``limit`` characters, with an ellipsis when cut."""
+    if len(title) <= limit:
+        return title
+    cut = title[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:—–-")
+    return f"{cut}…"
+
+
+def render_telegram_html(
+    answer: Answer, note: str | None = None, url: str | None = None, hint: str | None = None
+) -> list[str]:
+    """Telegram HTML (parse_mode=HTML): every piece of article text escaped, split under the 4,096 limit.
+
+    ``note`` says how a follow-up was read ("reading ‘it’ as Ahrar al-Sham"), ``url`` links the source line,
+    ``hint`` follows a refusal (what the bot can answer instead).
+    """
+    head = [f"<i>{html.escape(note)}</i>"] if note else []
     if not answer.answered:
-        return [html.escape(f"🤷 {NO_ANSWER_TEXT}")]
-    parts = [f"<b>{html.escape(answer.text or '')}</b>\n<i>confidence {answer.score:.0%}</i>"]
+        refusal = html.escape(f"🤷 {NO_ANSWER_TEXT}")
+        if note or hint:  # the bot's refusal: how sure, then what it can do instead
+            refusal += f" <i>({answer.score:.0%} sure it doesn't)</i>"
+        lines = [*head, refusal]
+        if hint:
+            lines.append(html.escape(hint))
+        return split_message("\n".join(lines))
+    parts = [*head, f"<b>{html.escape(answer.text or '')}</b>\n<i>{confidence_words(answer.score)}</i>"]
     context = _highlighted_context(answer, "<u>", "</u>", escape=html.escape)
     if context:
         parts.append(f"<blockquote>{context}</blockquote>")
     if answer.source:
-        parts.append(f"— {html.escape(answer.source.title)}")
+        title = html.escape(short_title(answer.source.title))
+        if url:
+            title = f'<a href="{html.escape(url, quote=True)}">{title}</a>'
+        parts.append(f"— {title}")
     return split_message("\n".join(parts))
+
+
+def render_alternatives_html(answer: Answer) -> list[str]:
+    """The runner-up answers ("Other answers" button), each with its confidence and sentence."""
+    if not answer.alternatives:
+        return ["No other answer comes close."]
+    lines = ["<b>Other possible answers</b>"]
+    for alternative in answer.alternatives:
+        lines.append(f"• <b>{html.escape(alternative.text)}</b> <i>({alternative.score:.0%})</i>")
+        lines.append(f"  “{html.escape(alternative.context)}”")
+    return split_message("\n".join(lines))
 
 
 def split_message(text: str, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import html
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
@@ -36,13 +35,21 @@ from telegram.ext import (
 
 from bot.answer_batcher import AnswerBatcher
 from bot.config import TelegramSettings
+from bot.conversation import answer_resolved
 from bot.errors import BotSetupError, InvalidQuestionError
-from bot.rendering import render_telegram_html, split_message
-from bot.telegram_articles import chat_scope, register_article_handlers
+from bot.rendering import split_message
+from bot.telegram_articles import register_article_handlers
+from bot.telegram_chat import (
+    command_for_us,
+    is_group,
+    on_text,
+    prepare_chat_state,
+    register_chat_handlers,
+    register_commands,
+)
 
 if TYPE_CHECKING:  # the service pulls in the model libraries; the bot module itself stays light to import
-    from bot.answer import Answer
-    from bot.answering import ArticleScope, QAService
+    from bot.answering import QAService
     from bot.articles import ArticleInfo
 
 log = logging.getLogger(__name__)
@@ -183,13 +190,15 @@ async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if update.effective_message:
-        await _reply(update.effective_message, [UNKNOWN_COMMAND])
+    message = update.effective_message
+    if message and command_for_us(message, context.bot.username):  # not /start@OtherBot, not group chatter
+        await _reply(message, [UNKNOWN_COMMAND])
 
 
 async def non_text_hint(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if update.effective_message:
-        await _reply(update.effective_message, [NON_TEXT_HINT])
+    message = update.effective_message
+    if message and not is_group(message):  # a photo in a group is for the people in it
+        await _reply(message, [NON_TEXT_HINT])
 
 
 async def show_typing(bot: Bot, chat_id: int) -> None:
@@ -198,28 +207,6 @@ async def show_typing(bot: Bot, chat_id: int) -> None:
         await bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
     except Exception as error:
         log.debug("could not show typing in chat %s: %s", chat_id, error)
-
-
-async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Any text message is a question: validate, answer in a shared batch while 'typing…', reply in HTML."""
-    message = update.effective_message
-    if message is None:
-        return
-    batcher: AnswerBatcher[tuple[str, ArticleScope], Answer] = context.bot_data[BATCHER_KEY]
-    started = time.perf_counter()
-    try:
-        question = clean_question(_service(context), message.text)
-    except InvalidQuestionError as error:
-        await _reply(message, [str(error)])
-        return
-    try:
-        scope = await chat_scope(context, message.chat_id)  # the articles this chat may be answered from
-        answer, _ = await asyncio.gather(batcher.ask((question, scope)), show_typing(context.bot, message.chat_id))
-    except InvalidQuestionError as error:  # the service's own check: should not happen after clean_question
-        await _reply(message, [f"Sorry, I can't answer that: {error}."])
-        return
-    await _reply(message, render_telegram_html(answer), as_html=True)
-    log.info("answered in chat %s in %.0f ms", message.chat_id, 1000 * (time.perf_counter() - started))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -249,10 +236,17 @@ def build_application(service: QAService, token: str, settings: TelegramSettings
     async def post_init(application: Application) -> None:
         application.bot_data[SERVICE_KEY] = service
         application.bot_data[BATCHER_KEY] = AnswerBatcher(
-            lambda batch: _answer_scoped(service, batch),
+            lambda batch: answer_resolved(service, [resolved for resolved, _ in batch], [s for _, s in batch]),
             window=settings.batch_window_ms / 1000,
             workers=settings.workers,
         )
+        prepare_chat_state(
+            application.bot_data,
+            feedback_file=service.settings.resolve(settings.feedback_file),
+            salt=hashlib.sha256(f"qabot-feedback:{token}".encode()).hexdigest(),
+            idle_minutes=settings.conversation_idle_minutes,
+        )
+        await register_commands(application)
 
     async def post_shutdown(application: Application) -> None:
         batcher = application.bot_data.pop(BATCHER_KEY, None)
@@ -273,19 +267,14 @@ def build_application(service: QAService, token: str, settings: TelegramSettings
     new_messages = filters.UpdateType.MESSAGE
     application.add_handler(CommandHandler(["start", "help"], show_help, filters=new_messages))
     register_article_handlers(application, service, settings)  # /add, documents, /sources, /use, /forget
+    register_chat_handlers(application)  # /ask, /new, answer buttons (bot.telegram_chat)
     application.add_handler(MessageHandler(new_messages & filters.COMMAND, unknown_command))
-    application.add_handler(MessageHandler(new_messages & filters.TEXT, answer_question))
+    application.add_handler(MessageHandler(new_messages & filters.TEXT, on_text))
     application.add_handler(MessageHandler(new_messages & ~filters.TEXT & ~filters.StatusUpdate.ALL, non_text_hint))
     application.add_error_handler(on_error)
     return application
 
 
-def _answer_scoped(service: QAService, batch: list[tuple[str, ArticleScope]]) -> list[Answer]:
-    """One service call for a batch of (question, chat scope); unscoped batches use the plain call."""
-    questions, scopes = [question for question, _ in batch], [scope for _, scope in batch]
-    if all(scope is None for scope in scopes):
-        return service.answer_many(questions)
-    return service.answer_many(questions, scopes)
 def check_bot_api(token: str, settings: TelegramSettings) -> str:
     """Ask the Bot API who we are (getMe); the bot's username, or BotSetupError that never contains the token.
 
@@ -346,7 +335,7 @@ def run_bot(service: QAService, token: str, settings: TelegramSettings) -> None:
     application = build_application(service, token, settings)
     if webhook is not None:
         log.info("starting the bot: webhook on %s:%s", settings.webhook_listen, settings.webhook_port)
-        application.run_webhook(allowed_updates=[Update.MESSAGE], **webhook)
+        application.run_webhook(allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY], **webhook)
     else:
         log.info("starting the bot: long polling %s", urlsplit(settings.base_url).netloc)
-        application.run_polling(allowed_updates=[Update.MESSAGE])
+        application.run_polling(allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -198,9 +199,51 @@ class EmulatorClient:
         return received
 
     async def new_replies(self, chat_id: int) -> list[dict[str, Any]]:
-        """Bot messages in the chat not fetched before (the emulator marks them read)."""
+        """Bot messages in the chat not fetched before (the emulator marks them read), with their message_id."""
         body = await self._post("/getUpdates", {"token": self._token, "chatId": chat_id})
-        return [update["message"] for update in body["result"]]
+        return [{**update["message"], "message_id": update["messageId"]} for update in body["result"]]
+
+    async def send_group(
+        self,
+        user_id: int,
+        chat_id: int,
+        text: str | None = None,
+        entities: list[dict[str, Any]] | None = None,
+        reply_to: dict[str, Any] | None = None,
+        **content: Any,
+    ) -> None:
+        """A message from ``user_id`` in the supergroup ``chat_id`` (negative), optionally replying to a message;
+        ``content`` is any other message content (``sticker={...}``)."""
+        message = self._message(user_id, **({"text": text} if text is not None else {}), **content)
+        message["chat"] = {"id": chat_id, "type": "supergroup", "title": f"Group {chat_id}"}
+        if entities:
+            message["entities"] = entities
+        if reply_to is not None:
+            message["reply_to_message"] = reply_to
+        path = "/sendCommand" if entities and entities[0]["type"] == "bot_command" else "/sendMessage"
+        await self._post(path, message)
+
+    async def press_button(self, user_id: int, bot_message: dict[str, Any], data: str) -> None:
+        """The user taps an inline button with ``data`` under ``bot_message`` (a reply from ``replies``)."""
+        chat_id = int(bot_message["chat_id"])
+        chat = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
+        message = {"message_id": bot_message["message_id"], "chat": chat, "date": int(time.time()), "text": "…"}
+        user = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
+        await self._post("/sendCallback", {"botToken": self._token, "from": user, "message": message, "data": data})
+
+    async def bot_calls(self, method: str) -> list[dict[str, str]]:
+        """The parameters of this bot's calls to a method the wrapper records (setMyCommands, answerCallbackQuery)."""
+        response = await self._http.get("/qabot/calls")
+        response.raise_for_status()
+        calls = [c["body"] for c in response.json()["result"] if c["token"] == self._token and c["method"] == method]
+        return [_parameters(body) for body in calls]
+
+    async def make_fail(self, method: str) -> None:
+        """From now on (until ``reset_wrapper``) the wrapper answers ``method`` with a 400 error."""
+        await self._post("/qabot/fail", {"method": method})
+
+    async def reset_wrapper(self) -> None:
+        await self._post("/qabot/reset", {})
 
     async def user_message_id(self, chat_id: int, text: str) -> int:
         """The message_id the emulator gave the user's message with this text (to check what a reply quotes)."""
@@ -220,6 +263,13 @@ class EmulatorClient:
         response = await self._http.post(path, json=payload)
         response.raise_for_status()
         return response.json()
+
+
+def _parameters(body: str) -> dict[str, str]:
+    """A Bot API request body as python-telegram-bot sends it (form-encoded; JSON also accepted)."""
+    if body.lstrip().startswith("{"):
+        return {key: value if isinstance(value, str) else json.dumps(value) for key, value in json.loads(body).items()}
+    return {key: values[-1] for key, values in urllib.parse.parse_qs(body).items()}
 
 
 def _command_entity(length: int) -> dict[str, Any]:

@@ -4,16 +4,21 @@
  * Why a wrapper: the emulator's Bot API side deviates from Telegram in two ways that python-telegram-bot rejects
  * (and the bot itself must not learn to tolerate):
  *   1. getMe's user has no `is_bot` (a required field)          -> we add `is_bot: true`;
- *   2. messages the bot sends come back with `date` in ms        -> we turn any `date` above 1e11 into seconds.
+ *   2. messages the bot sends come back with `date` in ms        -> we turn any `date` above 1e11 into seconds;
+ *   3. callback queries have no `chat_instance` (required)      -> we add one derived from the chat id.
  * Only responses of the bot's routes (/bot<token>/...) are touched; the client routes (/sendMessage,
  * /getUpdates, ... used by the tests to play the users) are passed through unchanged.
- *
  *
  * Three Bot API parts the emulator lacks are added here, for the article tests (documents, progress messages):
  *   - getFile and the file download URL (/file/bot<token>/<file_path>) serve files the test uploaded first
  *     with the client route POST /uploadFile {file_id, content_base64} (the emulator has no file storage);
  *   - editMessageText answers `true` (the emulator answers `result: null`, which no client accepts); the edit
  *     itself is stored by the emulator, so /getUpdatesHistory shows the edited text.
+ *
+ * Two Bot API methods the emulator lacks are answered here and recorded, so tests can check them:
+ * setMyCommands (it fails with a 400 while a test has asked so with POST /qabot/fail {"method": "setMyCommands"})
+ * and answerCallbackQuery (the emulator's own answers but does not record). GET /qabot/calls returns
+ * [{token, method, body}] (body: the raw request text) and POST /qabot/reset clears calls and failures.
  *
  * Usage: node server.js [host]. It listens on an ephemeral port and prints one JSON line {"port": N} once it
  * accepts connections. It exits on SIGTERM/SIGINT, or when its stdin closes, so it never outlives the test run.
@@ -42,6 +47,14 @@ function fixBotApiBody(path, body) {
       body.result.is_bot = true;
     }
     fixDates(body.result);
+    if (path.endsWith('/getUpdates') && Array.isArray(body.result)) {
+      body.result.forEach((update) => {
+        const query = update.callback_query;
+        if (query && query.chat_instance === undefined) {
+          query.chat_instance = String(query.message && query.message.chat ? query.message.chat.id : 0);
+        }
+      });
+    }
   }
   return body;
 }
@@ -99,9 +112,52 @@ async function fileRoutes(req, res, path) {
   return false;
 }
 
+const RECORDED_METHODS = new Set(['setMyCommands', 'answerCallbackQuery']);
+let calls = [];
+let failing = new Set();
+
+function readRawBody(req, callback) {
+  let body = '';
+  req.on('data', (chunk) => { body += chunk; });
+  req.on('end', () => callback(body));
+}
+
+function handleQabotRoutes(req, res, path) {
+  if (path === '/qabot/calls') {
+    sendJson(res, 200, { ok: true, result: calls });
+    return true;
+  }
+  if (path === '/qabot/reset') {
+    calls = [];
+    failing = new Set();
+    sendJson(res, 200, { ok: true, result: true });
+    return true;
+  }
+  if (path === '/qabot/fail') {
+    readRawBody(req, (body) => {
+      failing.add(JSON.parse(body).method);
+      sendJson(res, 200, { ok: true, result: true });
+    });
+    return true;
+  }
+  const match = path.match(/^\/bot([^/]+)\/([A-Za-z]+)$/);
+  if (match && RECORDED_METHODS.has(match[2])) {
+    readRawBody(req, (body) => {
+      calls.push({ token: match[1], method: match[2], body });
+      if (failing.has(match[2])) {
+        sendJson(res, 400, { ok: false, error_code: 400, description: `Bad Request: ${match[2]} failed (test)` });
+      } else {
+        sendJson(res, 200, { ok: true, result: true });
+      }
+    });
+    return true;
+  }
+  return false;
+}
+
 const server = http.createServer(async (req, res) => {
   const path = req.url.split('?')[0];
-  if (await fileRoutes(req, res, path)) {
+  if (handleQabotRoutes(req, res, path) || (await fileRoutes(req, res, path))) {
     return;
   }
   if (/^\/bot[^/]+\/editMessageText$/.test(path)) {

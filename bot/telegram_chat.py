@@ -1,0 +1,316 @@
+"""The bot as a chat partner: conversation memory, group manners, answer buttons, feedback, small talk.
+
+Kept apart from ``bot.telegram_bot`` (transport, start-up, the application factory), which registers these
+handlers with ``register_chat_handlers`` and prepares their state with ``prepare_chat_state`` in ``post_init``.
+
+* Memory: one conversation per chat (``bot.conversation``): "who backs it?" after "what is Ahrar al-Sham?";
+  ``/new`` forgets. The reply says how a rewritten question was read ("reading ‘it’ as Ahrar al-Sham").
+* Groups and supergroups: the bot answers only when @mentioned (the mention is removed from the question),
+  when a message replies to one of its messages, or to ``/ask <question>``; it stays silent otherwise and
+  ignores commands addressed to other bots (``/start@OtherBot``).
+* Buttons under an answer: "Other answers" (the runner-ups) and 👍 / 👎. Every callback query is answered
+  (Telegram shows a spinner until it is). Votes are appended to a JSON-lines file: question, answer, vote,
+  time and a salted hash of the chat id — no names, nothing that identifies a person without the salt.
+* Typing status only when an answer takes longer than ``TYPING_DELAY_S``: most answers take ~50 ms, and
+  each ``sendChatAction`` is one more call under Telegram's per-chat rate limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
+from telegram.constants import ChatType, ParseMode
+from telegram.error import TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
+
+from bot.conversation import InMemoryConversationStore, describe, resolve_follow_up, turn_for
+from bot.errors import InvalidQuestionError
+from bot.rendering import REFUSAL_HINT, render_alternatives_html, render_telegram_html
+from bot.telegram_articles import chat_scope
+
+if TYPE_CHECKING:
+    from bot.answer import Answer
+
+log = logging.getLogger(__name__)
+
+CONVERSATIONS_KEY = "conversations"
+FEEDBACK_KEY = "feedback"
+RECENT_KEY = "recent_answers"
+TYPING_DELAY_S = 1.0
+RECENT_ANSWERS = 2_000  # answers whose buttons still work (older ones say "ask again")
+BOT_COMMANDS = (
+    ("ask", "ask a question (in groups: /ask who backs Ahrar al-Sham?)"),
+    ("new", "forget the conversation and start a new topic"),
+    ("sources", "the articles I know"),
+    ("help", "what I can do"),
+)
+
+ASK_USAGE = "Put the question after the command, e.g. /ask who backs Ahrar al-Sham?"
+NEW_CONVERSATION = "Okay, a new conversation: I have forgotten the earlier questions."
+GREETING_REPLY = "Hi! Ask me a question about the article — /help shows which one."
+THANKS_REPLY = "You're welcome! Ask me anything else about the article."
+STALE_BUTTON = "That answer is too old for its buttons; please ask again."
+VOTE_THANKS = "Thanks for the feedback!"
+REFUSAL_HELP = f"{REFUSAL_HINT} /help shows the article; /new starts a new topic."
+
+_GREETING = re.compile(r"^(hi|hello|hey|hallo|hiya|good (morning|afternoon|evening)|greetings)( there| bot)?\W*$", re.I)
+_THANKS = re.compile(r"^(thanks|thank you|thx|ty|cheers|many thanks|thanks a lot)( (a lot|so much|bot))?\W*$", re.I)
+
+T = TypeVar("T")
+
+
+# -- state ----------------------------------------------------------------------------------------------
+
+
+class FeedbackLog:
+    """Append-only JSON lines of votes; safe for the bot's threads and handlers (one lock, one write each)."""
+
+    def __init__(self, path: Path, salt: str) -> None:
+        self.path = path
+        self._salt = salt
+        self._lock = threading.Lock()
+
+    def chat_hash(self, chat_id: int) -> str:
+        return hashlib.sha256(f"{self._salt}:{chat_id}".encode()).hexdigest()[:16]
+
+    def record(self, question: str, answer: str | None, vote: str, chat_id: int) -> None:
+        line = json.dumps(
+            {
+                "time": datetime.now(UTC).isoformat(timespec="seconds"),
+                "question": question,
+                "answer": answer,
+                "vote": vote,
+                "chat": self.chat_hash(chat_id),
+            },
+            ensure_ascii=False,
+        )
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as file:
+                file.write(line + "\n")
+
+
+def prepare_chat_state(bot_data: dict[str, Any], feedback_file: Path, salt: str, idle_minutes: float) -> None:
+    """The chat handlers' shared state (called from ``post_init``)."""
+    bot_data[CONVERSATIONS_KEY] = InMemoryConversationStore(idle_seconds=idle_minutes * 60)
+    bot_data[FEEDBACK_KEY] = FeedbackLog(feedback_file, salt)
+    bot_data[RECENT_KEY] = OrderedDict()
+
+
+async def register_commands(application: Application) -> None:
+    """The command menu; a failure (network, an API server without the method) is logged, never fatal."""
+    try:
+        await application.bot.set_my_commands([BotCommand(name, text) for name, text in BOT_COMMANDS])
+    except TelegramError as error:
+        log.warning("could not register the command menu (set_my_commands): %s", error)
+
+
+# -- who is talking to whom -----------------------------------------------------------------------------
+
+
+def is_group(message: Message) -> bool:
+    return message.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+
+
+def addressed_question(message: Message, bot_username: str, bot_id: int) -> str | None:
+    """The question a message asks the bot, or None when a group message is not for the bot.
+
+    Private chat: the whole text. Group: the text without the bot's @mention when mentioned, or the whole
+    text when it replies to one of the bot's messages.
+    """
+    text = message.text or ""
+    if not is_group(message):
+        return text
+    mention = f"@{bot_username}".casefold()
+    mentions = [
+        entity
+        for entity, value in message.parse_entities([MessageEntity.MENTION]).items()
+        if value.casefold() == mention
+    ]
+    if mentions:
+        for entity in sorted(mentions, key=lambda e: e.offset, reverse=True):
+            text = text[: entity.offset] + text[entity.offset + entity.length :]
+        return " ".join(text.split()).strip(" ,:")
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == bot_id:
+        return text
+    return None
+
+
+def command_for_us(message: Message, bot_username: str) -> bool:
+    """False for ``/start@OtherBot``, and for a bare unknown command in a group (it may be another bot's)."""
+    command = (message.text or "").split(maxsplit=1)[0] if message.text else ""
+    if "@" in command:
+        return command.split("@", 1)[1].casefold() == bot_username.casefold()
+    return not is_group(message)
+
+
+def small_talk_reply(text: str) -> str | None:
+    """A short answer to a greeting or thanks (not a question about the article), else None."""
+    text = text.strip()
+    if _GREETING.match(text):
+        return GREETING_REPLY
+    if _THANKS.match(text):
+        return THANKS_REPLY
+    return None
+
+
+# -- answering ------------------------------------------------------------------------------------------
+
+
+async def with_typing(work: Awaitable[T], bot: Any, chat_id: int, delay: float = TYPING_DELAY_S) -> T:
+    """Await ``work``; show 'typing…' only if it is not done within ``delay`` seconds."""
+    from bot.telegram_bot import show_typing
+
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=delay)
+    if not done:
+        await show_typing(bot, chat_id)
+    return await task
+
+
+def _keyboard(key: str, answer: Answer) -> InlineKeyboardMarkup:
+    votes = [
+        InlineKeyboardButton("👍", callback_data=f"up:{key}"),
+        InlineKeyboardButton("👎", callback_data=f"down:{key}"),
+    ]
+    rows = [[InlineKeyboardButton("Other answers", callback_data=f"alt:{key}")]] if answer.alternatives else []
+    return InlineKeyboardMarkup([*rows, votes])
+
+
+def _remember_answer(bot_data: dict[str, Any], chat_id: int, answer: Answer) -> str:
+    recent: OrderedDict[str, tuple[int, Answer]] = bot_data[RECENT_KEY]
+    key = hashlib.sha256(f"{chat_id}:{len(recent)}:{id(answer)}:{answer.question}".encode()).hexdigest()[:12]
+    recent[key] = (chat_id, answer)
+    while len(recent) > RECENT_ANSWERS:
+        recent.popitem(last=False)
+    return key
+
+
+def _article_url(service: Any, answer: Answer) -> str | None:
+    if answer.source is None:
+        return None
+    return next((a.url for a in service.articles() if a.article_id == answer.source.article_id), None)
+
+
+async def _send(message: Message, texts: Sequence[str], markup: InlineKeyboardMarkup | None = None) -> None:
+    """Reply in HTML; the keyboard goes under the last message."""
+    for index, text in enumerate(texts):
+        await message.reply_text(
+            text,
+            parse_mode=ParseMode.HTML,
+            do_quote=message.build_reply_arguments(allow_sending_without_reply=True),
+            reply_markup=markup if index == len(texts) - 1 else None,
+        )
+
+
+async def answer_in_chat(message: Message, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
+    """Answer ``text`` as the next turn of this chat's conversation."""
+    from bot.telegram_bot import BATCHER_KEY, SERVICE_KEY, _reply, clean_question
+
+    service = context.bot_data[SERVICE_KEY]
+    try:
+        question = clean_question(service, text)
+    except InvalidQuestionError as error:
+        await _reply(message, [str(error)])
+        return
+    chitchat = small_talk_reply(question)
+    if chitchat:
+        await _reply(message, [chitchat])
+        return
+    store = context.bot_data[CONVERSATIONS_KEY]
+    conversation_id = str(message.chat_id)
+    resolved = resolve_follow_up(question, store.get(conversation_id))
+    scope = await chat_scope(context, message.chat_id)  # the articles this chat may be answered from
+    answer = await with_typing(context.bot_data[BATCHER_KEY].ask((resolved, scope)), context.bot, message.chat_id)
+    answer = replace(answer, question=question)
+    store.append(conversation_id, turn_for(question, resolved, answer.text))
+    note = describe(resolved)
+    if not answer.answered:
+        await _send(message, render_telegram_html(answer, note=note, hint=REFUSAL_HELP))
+        return
+    key = _remember_answer(context.bot_data, message.chat_id, answer)
+    texts = render_telegram_html(answer, note=note, url=_article_url(service, answer))
+    await _send(message, texts, _keyboard(key, answer))
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A text message: a question in a private chat; in a group only when it is addressed to the bot."""
+    message = update.effective_message
+    if message is None:
+        return
+    question = addressed_question(message, context.bot.username, context.bot.id)
+    if question is None:
+        return  # group chatter not meant for the bot
+    await answer_in_chat(message, context, question)
+
+
+async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/ask <question>``: works in groups and private chats alike."""
+    from bot.telegram_bot import _reply
+
+    message = update.effective_message
+    if message is None:
+        return
+    question = " ".join(context.args or [])
+    if not question.strip():
+        await _reply(message, [ASK_USAGE])
+        return
+    await answer_in_chat(message, context, question)
+
+
+async def new_conversation(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    from bot.telegram_bot import _reply
+
+    message = update.effective_message
+    if message is None:
+        return
+    context.bot_data[CONVERSATIONS_KEY].reset(str(message.chat_id))
+    await _reply(message, [NEW_CONVERSATION])
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """"Other answers", 👍 and 👎. The query is always answered, even when the answer has been forgotten."""
+    query = update.callback_query
+    if query is None:
+        return
+    notice: str | None = None
+    try:
+        action, _, key = (query.data or "").partition(":")
+        found = context.bot_data[RECENT_KEY].get(key)
+        if found is None or action not in ("alt", "up", "down"):
+            notice = STALE_BUTTON
+            return
+        chat_id, answer = found
+        if action == "alt":
+            if isinstance(query.message, Message):
+                await _send(query.message, render_alternatives_html(answer))
+            return
+        feedback: FeedbackLog = context.bot_data[FEEDBACK_KEY]
+        await asyncio.to_thread(feedback.record, answer.question, answer.text, action, chat_id)
+        notice = VOTE_THANKS
+    finally:
+        try:
+            await query.answer(notice)
+        except TelegramError as error:
+            log.warning("could not answer a callback query: %s", error)
+
+
+def register_chat_handlers(application: Application, group: int = 0) -> None:
+    """/ask, /new, the inline buttons; the text handler itself is registered last by the caller (``on_text``)."""
+    new_messages = filters.UpdateType.MESSAGE
+    application.add_handler(CommandHandler("ask", ask_command, filters=new_messages), group)
+    application.add_handler(CommandHandler("new", new_conversation, filters=new_messages), group)
+    application.add_handler(CallbackQueryHandler(on_button), group)

@@ -1,0 +1,101 @@
+"""``qabot chat``: the prompt_toolkit loop driven through prompt_toolkit's pipe input (real key presses: Enter,
+Ctrl-C, Ctrl-D, Up) and ``chat --json`` as a real subprocess. The service is the session's real one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from bot.answer import Answer
+from bot.chat import HELP_TEXT, Conversation, prompt_session, run_interactive
+from bot.rendering import NO_ANSWER_TEXT, render_terminal
+
+CTRL_C, CTRL_D, UP = "\x03", "\x04", "\x1b[A"
+
+
+def chat(qa_service, *keys: str) -> list[str]:
+    """Run the interactive chat on ``keys`` (typed one chunk at a time, then Ctrl-D) and return what it wrote.
+
+    The chunks go in from a thread with a pause between them, as a person types: an escape sequence (Up) that
+    arrives glued to the previous line's Enter is read as typeahead of a prompt that no longer exists.
+    """
+    written: list[str] = []
+    with create_pipe_input() as pipe:
+
+        def type_keys() -> None:
+            for chunk in (*keys, CTRL_D):
+                pipe.send_text(chunk)
+                time.sleep(0.3)
+
+        typist = threading.Thread(target=type_keys)
+        typist.start()
+        session = prompt_session(input=pipe, output=DummyOutput())
+        run_interactive(Conversation(qa_service), session, written.append)
+        typist.join()
+    return written
+
+
+def test_commands_empty_lines_and_quit(qa_service):
+    written = chat(qa_service, "help\r", "\r", "   \r", "sources\r", "quit\r", "Who backs Ahrar al-Sham?\r")
+    assert written[1] == HELP_TEXT
+    assert "Syria's opposition is on the verge" in written[2] and "Business Insider" in written[2]
+    assert len(written) == 3  # empty lines ask nothing; nothing is answered after quit
+
+
+def test_follow_up_is_read_with_the_previous_turn_and_new_forgets_it(qa_service):
+    first = "Who characterises Ahrar al-Sham as a terror organisation?\r"
+    written = chat(qa_service, first, "who backs it?\r", "new\r", "who backs it?\r")
+    assert "Russia and the Syrian government" in written[1]
+    assert written[2].startswith("(reading ‘it’ as Ahrar al-Sham)")
+    assert "Turkey, Saudi Arabia, and Qatar" in written[2]
+    assert "new conversation" in written[3]
+    assert "reading" not in written[4]  # no context any more: "it" stays "it"
+
+
+def test_up_recalls_the_previous_question(qa_service):
+    written = chat(qa_service, "What does SOHR stand for?\r", UP, "\r")
+    assert len(written) == 3
+    assert all("Syrian Observatory for Human Rights" in text for text in written[1:])
+
+
+def test_ctrl_c_cancels_the_line_and_ctrl_d_quits(qa_service):
+    keys = ("half a quest", CTRL_C, "What does SOHR stand for?\r", CTRL_D, "Who backs Ahrar al-Sham?\r")
+    written = chat(qa_service, *keys)
+    assert len(written) == 2  # the cancelled line asked nothing; Ctrl-D ended the chat before the last line
+    assert "Syrian Observatory for Human Rights" in written[1] and "half" not in written[1]
+
+
+def test_refusal_says_how_sure_it_is_that_the_article_does_not_say():
+    text = render_terminal(Answer(question="q", text=None, score=0.93))
+    assert text == f"{NO_ANSWER_TEXT} (93% sure it doesn't)"
+
+
+@pytest.fixture(scope="module")
+def config_file(service_settings, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("chat") / "config.yaml"
+    path.write_text(f"index_dir: {service_settings.index_dir}\n")
+    return path
+
+
+def test_chat_json_reads_one_conversation(config_file: Path):
+    stdin = "Who backs Ahrar al-Sham?\n\nWhat is it a coalition of?\n" + "x" * 1500 + "\nWhat does SOHR stand for?\n"
+    command = [sys.executable, "-c", "from bot.cli import app; app()", "chat", "--json", "--config", str(config_file)]
+    result = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr  # one invalid line
+    first, second, bad, last = (json.loads(line) for line in result.stdout.splitlines())
+    assert set(first) == {"question", "answer", "score", "context", "source", "alternatives", "interpreted_as"}
+    assert first["answer"] == "Turkey, Saudi Arabia, and Qatar" and first["interpreted_as"] is None
+    assert second["question"] == "What is it a coalition of?"
+    assert second["interpreted_as"] == "What is Ahrar al-Sham a coalition of?"
+    assert "Islamist and Salafist" in second["answer"]
+    assert "limit is 1,000" in bad["error"]
+    assert last["answer"] == "Syrian Observatory for Human Rights" and last["interpreted_as"] is None
+    assert "traceback" not in result.stderr.lower()
