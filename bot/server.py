@@ -385,6 +385,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.warning("answering failed: %s", error)
         return _error(503, str(error))
 
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, error: Exception) -> JSONResponse:
+        # Starlette logs the traceback; the client gets JSON like every other error, without internals.
+        return _error(500, "internal error; the server log has the details")
+
 
 def _describe(problem: dict[str, Any]) -> str:
     location = [str(part) for part in problem.get("loc", ()) if part != "body"]

@@ -89,7 +89,7 @@ def article_store(pg_dsn: str, project_settings: Settings, indexing: Pipeline) -
     schema = _new_schema(pg_dsn)
     opened = PgvectorArticleStore(schema=schema).open()
     for article in load_articles(project_settings.resolve(project_settings.articles_dir)):
-        index_article(opened, project_settings, article, indexing)
+        index_article(opened, article, indexing)
     yield opened
     opened.close()
     _drop_schema(pg_dsn, schema)

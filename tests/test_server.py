@@ -329,3 +329,15 @@ def test_serve_on_a_taken_port_is_one_clear_error(config_file: Path):
         )
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_an_unexpected_failure_is_a_json_500(own_settings: Settings, tmp_path: Path):
+    from bot.answering import QAService
+
+    not_a_folder = tmp_path / "articles-is-a-file"
+    not_a_folder.write_text("")
+    service = QAService.from_settings(settings_with(own_settings, articles_dir=not_a_folder))
+    with TestClient(create_app(service, admin_token=ADMIN_TOKEN), raise_server_exceptions=False) as test_client:
+        response = test_client.post("/articles", content=BRIDGE_ARTICLE, headers={**AUTH, "content-type": "text/plain"})
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error; the server log has the details"}

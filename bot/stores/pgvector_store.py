@@ -317,8 +317,9 @@ class PgvectorArticleStore:
 # -- indexing and retrieval on the store ----------------------------------------------------------------------
 
 
-def index_article(store: PgvectorArticleStore, settings: Settings, article: Article, indexing: Pipeline) -> int:
-    """Chunk and embed one article with qabot's indexing pipeline, then upsert it; returns the store version."""
+def index_article(store: PgvectorArticleStore, article: Article, indexing: Pipeline) -> int:
+    """Chunk and embed one article with qabot's indexing pipeline (``bot.indexing.build_indexing_pipeline``),
+    then upsert it; returns the store version."""
     from bot.chunking import article_document
 
     chunks = indexing.run({"chunker": {"documents": [article_document(article)]}})["embedder"]["documents"]
