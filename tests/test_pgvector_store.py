@@ -177,12 +177,29 @@ def test_a_failure_in_the_middle_of_an_add_leaves_the_previous_article(store: Pg
     assert [a.title for a in store.articles()] == ["Bridge reopens"]
 
 
+def _stored_term_rows(store: PgvectorArticleStore) -> int:
+    with psycopg.connect(os.environ[DSN_ENV]) as connection:
+        return connection.execute(f"SELECT count(*) FROM {store.schema}.qabot_chunks_terms").fetchone()[0]
+
+
 def test_delete_removes_an_article_atomically(store: PgvectorArticleStore):
     store.upsert_article(ArticleInfo("a", "A"), _chunks("a", ["a1.", "a2."]))
     store.upsert_article(ArticleInfo("b", "B"), _chunks("b", ["b1."]))
     assert store.delete_article("a") is True and store.version() == 3
     assert store.delete_article("a") is False and store.version() == 3
     assert [a.article_id for a in store.articles()] == ["b"] and store.count_chunks() == 1
+    assert _stored_term_rows(store) == 1  # the chunks' stored search vectors went with them
+
+
+def test_keyword_search_follows_replaced_text(store: PgvectorArticleStore):
+    def found(word: str) -> list[str]:
+        return [d.content for d in store.documents._keyword_retrieval(word, top_k=4)]
+
+    store.upsert_article(ArticleInfo("a", "A"), _chunks("a", ["The harbour bridge reopened.", "Trams run again."]))
+    assert found("bridges") == ["The harbour bridge reopened."]  # stemmed like the passages
+    store.upsert_article(ArticleInfo("a", "A"), _chunks("a", ["The ferry now sails hourly."]))
+    assert found("bridge") == [] and found("ferries sail") == ["The ferry now sails hourly."]
+    assert _stored_term_rows(store) == store.count_chunks() == 1
 
 
 def test_a_second_worker_sees_the_change_through_the_version(store: PgvectorArticleStore):
