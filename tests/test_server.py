@@ -341,3 +341,23 @@ def test_an_unexpected_failure_is_a_json_500(own_settings: Settings, tmp_path: P
         response = test_client.post("/articles", content=BRIDGE_ARTICLE, headers={**AUTH, "content-type": "text/plain"})
     assert response.status_code == 500
     assert response.json() == {"error": "internal error; the server log has the details"}
+
+
+def test_adding_an_article_does_not_block_other_requests(admin_client: TestClient, own_settings: Settings):
+    """Re-indexing runs in the thread pool: the event loop keeps answering while it works."""
+    finished: list[str] = []
+    article = BRIDGE_ARTICLE.replace("Kelvin", "Aldgate")
+
+    def add() -> None:
+        response = admin_client.post(
+            "/articles?article_id=aldgate-bridge", content=article, headers={**AUTH, "content-type": "text/plain"}
+        )
+        finished.append(f"add {response.status_code}")
+
+    adding = threading.Thread(target=add)
+    adding.start()
+    time.sleep(0.2)  # the add is under way (it embeds every article again: seconds, not milliseconds)
+    docs = admin_client.get("/openapi.json")
+    finished.append(f"docs {docs.status_code}")
+    adding.join(timeout=300)
+    assert finished == ["docs 200", "add 201"]
