@@ -69,6 +69,16 @@ class QAService:
     def index_fingerprint(self) -> str:
         return self._index.fingerprint
 
+    def check_index(self) -> int:
+        """Chunks in the index that the next answer reads (reloaded if it changed on disk): for health checks.
+
+        Raises what answering would raise (IndexMissingError, IndexCorruptError), so a health check fails
+        exactly when questions would.
+        """
+        with self._lock:
+            self._reload_if_index_changed()
+            return self._index.store.count_documents()
+
     def validate_question(self, question: str) -> str:
         """The question as it will be asked, or InvalidQuestionError saying what is wrong with it.
 

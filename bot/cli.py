@@ -336,6 +336,36 @@ def _evaluate_follow_ups(settings: Settings, file: Path, gold_history: bool, rep
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8000,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the HTTP API: POST /ask, POST /articles (QABOT_ADMIN_TOKEN), GET /health, docs at /docs."""
+    import os
+
+    from bot.server import ADMIN_TOKEN_ENV, create_app, listen, run_server
+
+    _quiet_libraries()
+    settings = _settings(config)
+    try:
+        sock = listen(host, port)
+    except OSError as error:
+        # create_server appends the address to strerror; the errno's own text is the clean reason
+        reason = os.strerror(error.errno) if error.errno and error.errno > 0 else (error.strerror or str(error))
+        raise _fail(f"cannot listen on {host}:{port}: {reason}") from None
+    admin_token = os.environ.get(ADMIN_TOKEN_ENV, "").strip() or None
+    with sock:
+        service = _service(settings)
+        typer.echo(
+            f"qabot serving on http://{host}:{port} (API docs at /docs); POST /articles "
+            + ("needs the admin token" if admin_token else f"is off: {ADMIN_TOKEN_ENV} is not set"),
+            err=True,
+        )
+        run_server(create_app(service, admin_token), sock)
+
+
+@app.command()
 def telegram(config: ConfigOption = None) -> None:
     """Run the Telegram bot (token from TELEGRAM_BOT_TOKEN; long polling unless telegram.mode is webhook)."""
     import os

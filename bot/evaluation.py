@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from haystack import Document
+
 from bot.answer import Answer
 from bot.answering import QAService
 from bot.errors import QabotError
@@ -60,6 +62,11 @@ def load_questions(path: Path) -> list[EvalQuestion]:
         raise QabotError(f"cannot read SQuAD-format questions from {path}: {error}") from error
 
 
+def gold_retrieved(passages: list[Document], golds: tuple[str, ...]) -> bool:
+    """Retrieval recall's rule: some gold answer text occurs in some passage handed to the reader."""
+    return any(gold in (doc.content or "") for doc in passages for gold in golds)
+
+
 def evaluate(service: QAService, questions: list[EvalQuestion]) -> EvalReport:
     """Ask every question through the real service and score the answers."""
     report = EvalReport(retrieval_top_k=service.settings.retrieval.top_k)
@@ -71,7 +78,7 @@ def evaluate(service: QAService, questions: list[EvalQuestion]) -> EvalReport:
             report.answerable += 1
             em_sum += row["em"]
             f1_sum += row["f1"]
-            retrieved = any(gold in (doc.content or "") for doc in passages for gold in item.golds)
+            retrieved = gold_retrieved(passages, item.golds)
             recall_hits += retrieved
             row["retrieved"] = retrieved
             report.abstained_on_answerable += not answer.answered

@@ -1,0 +1,154 @@
+"""The PostgreSQL + pgvector store (preview) at two sizes: indexing throughput, retrieval latency and recall@4.
+
+    export "$(scripts/dev-postgres.sh start | tail -n 1)"
+    .venv/bin/python benchmarks/pgvector_store.py                        # the article alone, then ~5,000 chunks
+    .venv/bin/python benchmarks/pgvector_store.py --distractor-chunks 20000 --no-faiss
+
+The bigger size adds whole SQuAD v1.1 training articles (read from ../shared, never copied into the repository)
+as distractors until about N extra chunks, so retrieval must find the Aleppo passages among many others.
+Per size, in a schema of its own (dropped afterwards):
+
+- embedding throughput (chunks/s through qabot's indexing pipeline) and write throughput (chunks/s of
+  ``upsert_article``, one transaction per article: HNSW and full-text index updates included);
+- retrieval latency per question (question embedding + pgvector HNSW + any-word full-text search + RRF), p50/p95
+  over the 68 article questions after one warm-up;
+- retrieval recall@4 on the 51 answerable questions (``bot.evaluation.gold_retrieved``), and the same for the
+  FAISS + BM25 service built over the same articles (``bot.evaluation.evaluate``), unless ``--no-faiss``.
+
+Timings depend on load: run it on an idle machine and say so with the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+import bot  # noqa: F401  (offline environment before any model library loads)
+from bot.articles import Article, ArticleInfo, clean_body, load_articles
+from bot.chunking import SentenceChunker, article_document
+from bot.config import PROJECT_ROOT, Settings, load_settings
+from bot.evaluation import evaluate, gold_retrieved, load_questions
+from bot.indexing import build_index, build_indexing_pipeline
+from bot.stores.pgvector_store import DSN_ENV, PgvectorArticleStore, build_retrieval_pipeline, check_dsn, retrieve
+from training.squad_data import DEFAULT_SQUAD_PATH
+from training.squad_data import load_articles as load_squad
+
+QUESTIONS = PROJECT_ROOT / "tests" / "data" / "aleppo_questions.json"
+
+
+def distractors(settings: Settings, chunks_wanted: int, squad: Path) -> list[Article]:
+    """Whole SQuAD training articles, in file order, until their chunks reach ``chunks_wanted``."""
+    if chunks_wanted <= 0:
+        return []
+    data = load_squad(squad)
+    chunker = SentenceChunker(settings.chunking)
+    articles, total = [], 0
+    for item in data:
+        slug = "squad-" + re.sub(r"[^a-z0-9]+", "-", item["title"].lower()).strip("-")
+        text = clean_body("\n".join(paragraph["context"] for paragraph in item["paragraphs"]))
+        article = Article(ArticleInfo(article_id=slug, title=item["title"].replace("_", " ")), text)
+        articles.append(article)
+        total += len(chunker.run([article_document(article)])["documents"])
+        if total >= chunks_wanted:
+            break
+    return articles
+
+
+def measure_pgvector(settings: Settings, dsn: str, articles: list[Article], questions) -> dict:
+    schema = f"qabot_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    store = PgvectorArticleStore(schema=schema).open()
+    try:
+        indexing = build_indexing_pipeline(settings, progress_bar=False)
+        started = time.perf_counter()
+        chunked = [
+            (article, indexing.run({"chunker": {"documents": [article_document(article)]}})["embedder"]["documents"])
+            for article in articles
+        ]
+        embed_s = time.perf_counter() - started
+        chunks = sum(len(documents) for _, documents in chunked)
+        started = time.perf_counter()
+        for article, documents in chunked:
+            store.upsert_article(article.info, documents)
+        write_s = time.perf_counter() - started
+
+        pipeline = build_retrieval_pipeline(settings, store)
+        retrieve(pipeline, "warm-up question about the article?")
+        latencies, hits, answerable = [], 0, 0
+        for question in questions:
+            started = time.perf_counter()
+            passages = retrieve(pipeline, question.question)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if question.golds:
+                answerable += 1
+                hits += gold_retrieved(passages, question.golds)
+        latencies.sort()
+        return {
+            "chunks": chunks,
+            "embed chunks/s": chunks / embed_s,
+            "write chunks/s": chunks / write_s,
+            "retrieval p50 ms": statistics.median(latencies),
+            "retrieval p95 ms": latencies[int(0.95 * (len(latencies) - 1))],
+            "recall@4 pgvector+FTS": 100 * hits / answerable,
+        }
+    finally:
+        store.close()
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def faiss_recall(settings: Settings, articles: list[Article], questions) -> float:
+    """Recall@4 of the FAISS + BM25 service over the same articles (files in a temporary folder)."""
+    from bot.answering import QAService
+
+    with tempfile.TemporaryDirectory(prefix="qabot-bench-") as folder:
+        articles_dir = Path(folder) / "articles"
+        articles_dir.mkdir()
+        for article in articles:
+            header = f"---\ntitle: {article.info.title}\n---\n"
+            (articles_dir / f"{article.info.article_id}.txt").write_text(header + article.text, encoding="utf-8")
+        variant = settings.model_copy(update={"articles_dir": articles_dir, "index_dir": Path(folder) / "index"})
+        build_index(variant, progress_bar=False)
+        service = QAService.from_settings(variant)
+        return evaluate(service, [q for q in questions if q.golds]).retrieval_recall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--distractor-chunks", type=int, default=5000, help="extra chunks at the bigger size")
+    parser.add_argument("--no-faiss", action="store_true", help="skip the FAISS + BM25 recall comparison")
+    parser.add_argument("--squad", type=Path, default=DEFAULT_SQUAD_PATH, help="SQuAD v1.1 train (.json.gz)")
+    args = parser.parse_args()
+    if args.distractor_chunks > 0 and not args.squad.exists():
+        parser.error(f"no SQuAD file at {args.squad}; pass --squad PATH/train-v1.1.json.gz")
+    dsn = check_dsn(os.environ)
+    settings = load_settings()
+    questions = load_questions(QUESTIONS)
+    own = load_articles(settings.resolve(settings.articles_dir))
+    rows = []
+    for extra in (0, args.distractor_chunks):
+        articles = own + distractors(settings, extra, args.squad)
+        row = measure_pgvector(settings, dsn, articles, questions)
+        if not args.no_faiss:
+            row["recall@4 FAISS+BM25"] = faiss_recall(settings, articles, questions)
+        rows.append(row)
+        print(json.dumps({key: round(value, 1) for key, value in row.items()}), flush=True)
+    print(f"\n{'metric':<24}" + "".join(f"{row['chunks']:>12,} chunks" for row in rows))
+    for key in rows[0]:
+        if key != "chunks":
+            print(f"{key:<24}" + "".join(f"{row[key]:>19.1f}" for row in rows))
+    print(f"\nPostgreSQL from {DSN_ENV}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; timings depend on load")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Article stores other than the embedded FAISS index (see pgvector_store)."""
