@@ -21,7 +21,7 @@ from bot.errors import InvalidQuestionError, QabotError
 from bot.rendering import render_json_line, render_terminal
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
-index_app = typer.Typer(help="Build the index from the articles folder, or add an article to it.")
+index_app = typer.Typer(help="Build the index from the articles folder, or add or remove an article.")
 app.add_typer(index_app, name="index")
 
 ConfigOption = Annotated[
@@ -79,7 +79,7 @@ def index(
         result = build_index(settings, force=force)
     except QabotError as error:
         raise _fail(str(error)) from None
-    state = "built" if result.built else "up to date"
+    state = f"built ({result.embedded_chunks} chunks embedded, {result.faiss_index})" if result.built else "up to date"
     typer.echo(
         f"index {state}: {result.articles} article(s), {result.documents} chunks, "
         f"fingerprint {result.fingerprint} ({result.seconds:.1f}s)"
@@ -101,6 +101,23 @@ def index_add(
     except QabotError as error:
         raise _fail(str(error)) from None
     typer.echo(f"added {info.article_id!r} ({info.title}); index now has {result.articles} article(s)")
+
+
+@index_app.command("remove")
+def index_remove(
+    article_id: Annotated[str, typer.Argument(help="The article's id (its file name without .txt).")],
+    config: ConfigOption = None,
+) -> None:
+    """Delete an article from the articles folder and the index (nothing is embedded again)."""
+    from bot.indexing import remove_article
+
+    _quiet_libraries()
+    settings = _settings(config)
+    try:
+        result = remove_article(settings, article_id)
+    except QabotError as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"removed {article_id!r}; index now has {result.articles} article(s), {result.documents} chunks")
 
 
 def _stdin_questions() -> Iterator[str]:

@@ -35,8 +35,6 @@ from haystack import Document, component
 from haystack.document_stores.in_memory.document_store import _DEFAULT_BM25_TOKENIZATION_REGEX
 from haystack.utils.filters import document_matches_filter
 
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG through its own handler
-
 K1, B, DELTA = 1.5, 0.75, 1.0
 DOC_IDS_FILE = "doc_ids.json"
 # Haystack's own default BM25 pattern (runs of word characters, CJK characters one by one), so that the
@@ -59,8 +57,7 @@ class KeywordIndex:
 
     @classmethod
     def build(cls, documents: list[Document]) -> KeywordIndex:
-        import bm25s
-
+        bm25s = _bm25s()
         model = bm25s.BM25(k1=K1, b=B, method="lucene", idf_method="lucene", dtype="float64")
         corpus = [tokenize(d.content or "") or [""] for d in documents]
         model.index(corpus, show_progress=False)
@@ -75,8 +72,7 @@ class KeywordIndex:
     @classmethod
     def load(cls, folder: Path, documents: list[Document]) -> KeywordIndex:
         """Open a saved index over ``documents`` (the build's chunks); ValueError if the two disagree."""
-        import bm25s
-
+        bm25s = _bm25s()
         ids = json.loads((folder / DOC_IDS_FILE).read_text(encoding="utf-8"))
         by_id = {d.id: d for d in documents}
         if len(ids) != len(documents) or any(i not in by_id for i in ids):
@@ -113,6 +109,14 @@ class KeywordIndex:
             wanted = [value] if operator == "==" else list(value)
             return np.isin(self._article_ids, wanted).astype(np.float64)
         return np.array([document_matches_filter(filters, d) for d in self.documents], dtype=np.float64)
+
+
+def _bm25s() -> Any:
+    """bm25s, imported when first needed; it sets its logger to DEBUG on import, we put it back to WARNING."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 def _lucene_to_haystack_bm25plus(model: Any) -> None:

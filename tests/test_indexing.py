@@ -205,3 +205,25 @@ def test_current_pointing_nowhere_is_corrupt(index_settings: Settings):
     (index_settings.index_dir / "CURRENT").write_text("build-does-not-exist\n")
     with pytest.raises(IndexCorruptError):
         load_index(index_settings)
+
+
+def test_cli_index_add_and_remove(index_settings: Settings, tmp_path: Path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"articles_dir": str(index_settings.articles_dir),
+                                      "index_dir": str(index_settings.index_dir)}))  # fmt: skip
+    new = tmp_path / "rover.txt"
+    new.write_text("Rover finds water\n\nThe rover found ice near the pole on Tuesday.\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["index", "--config", str(config)]).exit_code == 0
+    added = runner.invoke(app, ["index", "add", str(new), "--config", str(config)])
+    assert added.exit_code == 0 and "2 article(s)" in added.output, added.output
+    removed = runner.invoke(app, ["index", "remove", "rover", "--config", str(config)])
+    assert removed.exit_code == 0 and "removed 'rover'; index now has 1 article(s)" in removed.output
+    unknown = runner.invoke(app, ["index", "remove", "rover", "--config", str(config)])
+    assert unknown.exit_code == 1 and "error: no article 'rover'" in unknown.output
+    assert [a.article_id for a in load_index(index_settings).articles] == ["aleppo-siege-2016"]
