@@ -211,7 +211,8 @@ def _build(settings: Settings, force: bool, progress_bar: bool) -> BuildResult:
     print_fp = build_fingerprint(prints, settings)
     current = _verified_current(index_dir)
     if current is not None and current[0]["fingerprint"] == print_fp and not force:
-        manifest = current[0]
+        manifest, build_dir = current
+        _remove_stale_builds(index_dir, keep=build_dir.name)  # what a killed writer left behind
         return BuildResult(
             print_fp, False, manifest["document_count"], len(articles), time.perf_counter() - started,
             faiss_index=manifest.get("faiss_index", "flat"),
