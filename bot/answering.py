@@ -53,10 +53,17 @@ class QAService:
     # -- public API ---------------------------------------------------------------------------------------
 
     def articles(self) -> list[ArticleInfo]:
-        """The indexed articles, as of the build on disk now (``qabot index add`` while the bot runs)."""
-        with self._lock:
-            self._reload_if_index_changed()
-            return self._index.articles
+        """The indexed articles, as of the build on disk now (``qabot index add`` while the bot runs).
+
+        Never waits for a running answer (the Telegram bot calls this on its event loop): while one runs,
+        the articles of the index in use are returned, and that answer's caller has already reloaded.
+        """
+        if self._lock.acquire(blocking=False):
+            try:
+                self._reload_if_index_changed()
+            finally:
+                self._lock.release()
+        return self._index.articles
 
     @property
     def index_fingerprint(self) -> str:

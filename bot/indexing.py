@@ -56,9 +56,10 @@ KEYWORD_DIR = "bm25"
 MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
-# New articles are chunked and embedded this many chunks at a time, so a large build holds one group's
-# Python-float embeddings at once instead of the whole corpus's (vectors are kept as one float32 array).
-EMBED_GROUP_CHUNKS = 2048
+# New articles are chunked and embedded about this many chunks at a time, so a large build holds one group's
+# Python-float embeddings at once instead of the whole corpus's (vectors are kept as one float32 array), and
+# the progress bar (articles, with ETA) moves often. Within a group, batches are cut by length (bucketing).
+EMBED_GROUP_CHUNKS = 256
 # Test hook for tests/test_index_faults.py: the build process SIGKILLs itself when it reaches this step.
 KILL_AT_ENV = "QABOT_INDEX_KILL_AT"
 BUILD_STEPS = ("copied", "removed", "staged", "stored", "manifest", "renamed", "current", "cleaned")

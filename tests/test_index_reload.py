@@ -83,13 +83,34 @@ def test_questions_from_many_threads_while_builds_come_and_go(private: Settings,
     builds = set()
     for _ in range(2):
         add_article(private, tmp_path / "rover.txt", progress_bar=False)
-        service.articles()
+        service.answer("Who is Hadi?")  # waits for the running answers, then reloads
         builds.add(service._index.build_dir.name)
         remove_article(private, "rover", progress_bar=False)
-        service.articles()
+        service.answer("Who is Hadi?")
         builds.add(service._index.build_dir.name)
     stop.set()
     for thread in threads:
         thread.join()
     assert errors == [] and len(builds) == 4, "four builds swapped in while questions ran"
     assert {a.article_id for a in service.articles()} == {"aleppo-siege-2016"}
+
+
+def test_article_list_never_waits_for_a_running_answer(private: Settings):
+    """The Telegram bot asks for /sources on its event loop; an answer holding the service must not block it."""
+    service = QAService.from_settings(private)
+    held, release = threading.Event(), threading.Event()
+
+    def running_answer() -> None:
+        with service._lock:
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=running_answer)
+    thread.start()
+    held.wait()
+    finished = threading.Event()
+    threading.Thread(target=lambda: (service.articles(), finished.set())).start()
+    returned_while_held = finished.wait(10)
+    release.set()
+    thread.join()
+    assert returned_while_held
