@@ -16,8 +16,9 @@ own subprocess, so "peak RSS" is that phase's own maximum resident set (``ru_max
   peak RSS of the serving process; HNSW recall@4 against exact Flat search for the question vectors;
 - synthetic: real SQuAD train paragraphs, sentence-chunked and repeated to ``--synthetic-chunks`` chunks with
   random unit vectors (embedding 100,000 chunks would take the run's whole budget; retrieval cost does not
-  depend on what the vectors mean), Flat and HNSW; answer latency p50/p95 and serving RSS. Recall of HNSW
-  on random vectors is a pessimistic bound (real embeddings cluster).
+  depend on what the vectors mean), written as a real build (``bot.indexing.write_build``: FAISS Flat, then
+  HNSW, and bm25s) by one process; another loads it with ``QAService.from_settings`` as the bot does and
+  answers ``--synthetic-questions`` questions: load s, answer latency p50/p95, serving peak RSS.
 
 Prints one markdown table per part and writes JSON to ``--out`` if given. Timings are only meaningful on an
 otherwise idle machine; the load average is printed with the results.
@@ -31,6 +32,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +48,7 @@ def _peak_rss_mb() -> float:
 
 
 def _settings(workdir: Path, size: int, faiss_index: str = "auto"):
+    """config.yaml with the corpus of ``size`` articles (or synthetic chunks) under ``workdir``, cache off."""
     from bot.config import load_settings
 
     settings = load_settings()
@@ -159,21 +162,18 @@ def hnsw_recall(vectors, queries, settings, k: int = 4) -> float:
     return 100 * float(np.mean([len(set(e) & set(a)) / k for e, a in zip(exact, approx, strict=True)]))
 
 
-def phase_synthetic(chunks: int, faiss_index: str, questions: list[dict], limit: int, squad: Path | None) -> dict:
-    """Answer latency and memory over ``chunks`` real-text chunks with random vectors, in memory."""
+def phase_synthetic_build(workdir: Path, chunks: int, faiss_index: str, squad: Path | None) -> dict:
+    """Write a real build of ``chunks`` real-text chunks with random unit vectors (``bot.indexing.write_build``)."""
     import numpy as np
     from haystack import Document
 
     sys.path.insert(0, str(ROOT))
-    from bot.answering import QAService
     from bot.articles import Article, ArticleInfo
     from bot.chunking import SentenceChunker, article_document
-    from bot.indexing import LoadedIndex, _faiss_store
-    from bot.keyword_index import KeywordIndex
+    from bot.indexing import index_write_lock, write_build
     from training.squad_data import DEFAULT_SQUAD_PATH, load_articles
 
-    workdir = Path(tempfile.mkdtemp())
-    settings = _settings(workdir, 0, faiss_index)
+    settings = _settings(workdir, chunks, faiss_index)
     chunker = SentenceChunker(settings.chunking)
     base: list[Document] = []
     for article in load_articles(squad or DEFAULT_SQUAD_PATH):
@@ -186,33 +186,35 @@ def phase_synthetic(chunks: int, faiss_index: str, questions: list[dict], limit:
         Document(content=base[i % len(base)].content, meta={**base[i % len(base)].meta, "copy": i // len(base)})
         for i in range(chunks)
     ]
-    rng = np.random.default_rng(SEED)
-    vectors = rng.standard_normal((chunks, 384), dtype=np.float32)
+    del base
+    vectors = np.random.default_rng(SEED).standard_normal((chunks, 384), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    infos = [ArticleInfo(article_id="synthetic", title="synthetic")]
     started = time.perf_counter()
-    store = _faiss_store(settings, faiss_index, 384)
-    store.write_documents([Document(id=d.id, content=d.content, meta=d.meta, embedding=v)
-                           for d, v in zip(documents, vectors, strict=True)])  # fmt: skip
-    store.documents = {d.id: d for d in documents}
-    keyword = KeywordIndex.build(documents)
-    build_s = time.perf_counter() - started
-    if faiss_index == "hnsw":
-        import faiss
+    with index_write_lock(settings.resolve(settings.index_dir), 0):
+        used = write_build(settings, infos, ["synthetic"], "synthetic", documents, vectors)
+    return {"chunks": chunks, "faiss_index": used, "write_build_s": time.perf_counter() - started,
+            "build_peak_rss_mb": _peak_rss_mb()}  # fmt: skip
 
-        faiss.downcast_index(store.index.index).hnsw.efSearch = settings.index.hnsw_ef_search
-    infos = [{"article_id": "synthetic", "title": "synthetic"}]
-    loaded = LoadedIndex(store, keyword, {"fingerprint": "synthetic", "articles": infos}, workdir / "none")
-    service = QAService(settings, loaded)
-    service._pipeline.warm_up()
+
+def phase_synthetic_serve(workdir: Path, chunks: int, faiss_index: str, questions: list[dict], limit: int) -> dict:
+    """Answer latency and memory of a QAService over the synthetic build, loaded as the bot loads it."""
+    import numpy as np
+
+    from bot.answering import QAService
+
+    settings = _settings(workdir, chunks, faiss_index)
+    started = time.perf_counter()
+    service = QAService.from_settings(settings)
+    load_s = time.perf_counter() - started
     service.answer("warm-up question about nothing in particular?")
     latencies = []
     for q in random.Random(SEED).sample(questions, min(limit, len(questions))):
         started = time.perf_counter()
         service.answer(q["question"])
         latencies.append(1000 * (time.perf_counter() - started))
-    return {"chunks": chunks, "faiss_index": faiss_index, "retrieval_build_s": build_s,
-            "p50_ms": float(np.percentile(latencies, 50)), "p95_ms": float(np.percentile(latencies, 95)),
-            "serve_peak_rss_mb": _peak_rss_mb()}  # fmt: skip
+    return {"load_s": load_s, "p50_ms": float(np.percentile(latencies, 50)),
+            "p95_ms": float(np.percentile(latencies, 95)), "serve_peak_rss_mb": _peak_rss_mb()}  # fmt: skip
 
 
 # -- orchestration ----------------------------------------------------------------------------------------
@@ -245,7 +247,8 @@ def main() -> None:
     parser.add_argument("--squad", type=Path, help="SQuAD train JSON(.gz) (default: ../shared/data/squad)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per phase subprocess")
-    parser.add_argument("--phase", choices=["build", "serve", "synthetic"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["build", "serve", "synthetic-build", "synthetic-serve"],
+                        help=argparse.SUPPRESS)  # fmt: skip
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--faiss-index", default="flat", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -256,8 +259,11 @@ def main() -> None:
             result = phase_build(args.workdir, args.size)
         elif args.phase == "serve":
             result = phase_serve(args.workdir, args.size, questions, args.questions)
+        elif args.phase == "synthetic-build":
+            result = phase_synthetic_build(args.workdir, args.size, args.faiss_index, args.squad)
         else:
-            result = phase_synthetic(args.size, args.faiss_index, questions, args.synthetic_questions, args.squad)
+            result = phase_synthetic_serve(args.workdir, args.size, args.faiss_index, questions,
+                                           args.synthetic_questions)  # fmt: skip
         print(json.dumps(result))
         return
 
@@ -281,17 +287,20 @@ def main() -> None:
     synthetic = []
     if args.synthetic_chunks:
         for faiss_index in ("flat", "hnsw"):
-            synthetic.append(_in_subprocess(["--phase", "synthetic", "--size", str(args.synthetic_chunks),
-                                             "--faiss-index", faiss_index,
-                                             "--synthetic-questions", str(args.synthetic_questions), *common],
-                                            args.timeout))  # fmt: skip
+            synthetic_args = ["--size", str(args.synthetic_chunks), "--faiss-index", faiss_index,
+                              "--synthetic-questions", str(args.synthetic_questions), *common]  # fmt: skip
+            row = _in_subprocess(["--phase", "synthetic-build", *synthetic_args], args.timeout)
+            row.update(_in_subprocess(["--phase", "synthetic-serve", *synthetic_args], args.timeout))
+            synthetic.append(row)
+            shutil.rmtree(workdir / f"index-{args.synthetic_chunks}", ignore_errors=True)
     print(f"\nload average after: {os.getloadavg()[0]:.2f} (timings need an idle machine)\n")
     print(_table(rows, ["articles", "chunks", "index_s", "chunks_per_s", "index_add_s", "index_add_embedded_chunks",
                         "index_remove_s", "build_peak_rss_mb", "questions", "ms_per_question", "em", "f1",
                         "recall_at_k", "hnsw_recall_at_4", "serve_peak_rss_mb"]))  # fmt: skip
     if synthetic:
         print()
-        columns = ["chunks", "faiss_index", "retrieval_build_s", "p50_ms", "p95_ms", "serve_peak_rss_mb"]
+        columns = ["chunks", "faiss_index", "write_build_s", "build_peak_rss_mb", "load_s", "p50_ms", "p95_ms",
+                   "serve_peak_rss_mb"]  # fmt: skip
         print(_table(synthetic, columns))
     if args.out:
         args.out.write_text(json.dumps({"sizes": rows, "synthetic": synthetic, "measured_at": time.strftime(

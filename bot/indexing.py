@@ -221,6 +221,27 @@ def _build(settings: Settings, force: bool, progress_bar: bool) -> BuildResult:
 
     reusable = {} if force or current is None else _reusable_chunks(*current)
     documents, vectors, embedded = _chunks_and_vectors(settings, articles, prints, reusable, progress_bar)
+    infos = [a.info for a in articles]
+    faiss_index = write_build(settings, infos, prints, print_fp, documents, vectors)
+    return BuildResult(
+        print_fp, True, len(documents), len(articles), time.perf_counter() - started, embedded, faiss_index
+    )
+
+
+def write_build(
+    settings: Settings,
+    articles: list[ArticleInfo],
+    article_prints: list[str],
+    print_fp: str,
+    documents: list[Document],
+    vectors: np.ndarray,
+) -> str:
+    """Persist chunks (without embeddings) and their vectors as a new build and make it current.
+
+    The caller holds the write lock. Returns the FAISS index type used. Also used by
+    benchmarks/corpus_benchmark.py to write a synthetic build of any size.
+    """
+    index_dir = settings.resolve(settings.index_dir)
     faiss_index = _faiss_index_type(settings, len(documents))
     store = _faiss_store(settings, faiss_index, vectors.shape[1])
     store.write_documents([replace(d, embedding=v) for d, v in zip(documents, vectors, strict=True)])
@@ -239,12 +260,12 @@ def _build(settings: Settings, force: bool, progress_bar: bool) -> BuildResult:
     manifest = {
         "format": INDEX_FORMAT,
         "fingerprint": print_fp,
-        "article_fingerprints": dict(zip((a.info.article_id for a in articles), prints, strict=True)),
+        "article_fingerprints": dict(zip((a.article_id for a in articles), article_prints, strict=True)),
         "embedder": settings.embedder.model_dump(),
         "embedding_dim": int(vectors.shape[1]),
         "chunking": settings.chunking.model_dump(),
         "faiss_index": faiss_index,
-        "articles": [asdict(a.info) for a in articles],
+        "articles": [asdict(a) for a in articles],
         "document_count": len(documents),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "checksums": _checksums(staging),
@@ -260,9 +281,7 @@ def _build(settings: Settings, force: bool, progress_bar: bool) -> BuildResult:
     _checkpoint("current")
     _remove_stale_builds(index_dir, keep=build_name)
     _checkpoint("cleaned")
-    return BuildResult(
-        print_fp, True, len(documents), len(articles), time.perf_counter() - started, embedded, faiss_index
-    )
+    return faiss_index
 
 
 def _chunks_and_vectors(
