@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -18,14 +19,18 @@ from haystack import Document, ExtractedAnswer
 from bot.answer import Alternative, Answer, Source
 from bot.articles import ArticleInfo
 from bot.config import Settings
+from bot.errors import QabotError
 from bot.indexing import LoadedIndex, current_build_name, load_index
-from bot.pipeline import bm25_store_from, build_query_pipeline, refill_bm25_store
+from bot.pipeline import build_query_pipeline
 from bot.question_rules import clean_question, max_question_tokens
 
 log = logging.getLogger(__name__)
 
 # Runner-up spans below this score are noise, not alternatives worth showing.
 MIN_ALTERNATIVE_SCORE = 0.1
+
+# After a failed reload (CURRENT names a build that cannot be read), wait this long before trying it again.
+RELOAD_RETRY_S = 30.0
 
 # The article ids a question may be answered from (a chat's own articles, one focused article); None = all.
 ArticleScope = frozenset[str] | None
@@ -45,10 +50,10 @@ class QAService:
     def __init__(self, settings: Settings, index: LoadedIndex) -> None:
         self.settings = settings
         self._index = index
-        self._bm25_store = bm25_store_from(index.store)
-        self._pipeline = build_query_pipeline(settings, index.store, self._bm25_store)
+        self._pipeline = build_query_pipeline(settings, index.store, index.keyword)
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, Answer] = OrderedDict()
+        self._unreadable: tuple[str, float] | None = None  # (build name, monotonic time of the next try)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QAService:
@@ -60,10 +65,17 @@ class QAService:
     # -- public API ---------------------------------------------------------------------------------------
 
     def articles(self) -> list[ArticleInfo]:
-        """The indexed articles, after picking up a new build (an article just added must be listed)."""
-        with self._lock:
-            self._reload_if_index_changed()
-            return self._index.articles
+        """The indexed articles, as of the build on disk now (``qabot index add`` while the bot runs).
+
+        Never waits for a running answer (the Telegram bot calls this on its event loop): while one runs,
+        the articles of the index in use are returned, and that answer's caller has already reloaded.
+        """
+        if self._lock.acquire(blocking=False):
+            try:
+                self._reload_if_index_changed()
+            finally:
+                self._lock.release()
+        return self._index.articles
 
     @property
     def index_fingerprint(self) -> str:
@@ -169,19 +181,33 @@ class QAService:
                 self._cache.popitem(last=False)
 
     def _reload_if_index_changed(self) -> None:
-        index_dir = self.settings.resolve(self.settings.index_dir)
-        if current_build_name(index_dir) in (None, self._index.build_dir.name):
+        """Swap in the build ``CURRENT`` names when it changed: a fresh (index, retrievers) bundle, same models.
+
+        Cheap when nothing changed (one read of a small file). A build that cannot be read is not swapped
+        in: the service keeps answering from the index it holds, logs a warning, and tries again after
+        ``RELOAD_RETRY_S`` seconds or as soon as ``CURRENT`` names another build. Called under ``_lock``.
+        """
+        name = current_build_name(self.settings.resolve(self.settings.index_dir))
+        if name is None or name == self._index.build_dir.name:
             return
-        new_index = load_index(self.settings)
-        log.info("index changed on disk: now %s", new_index.build_dir.name)
-        self._index.store.documents, self._index.store.index = new_index.store.documents, new_index.store.index
-        self._index.store.id_map, self._index.store.inverse_id_map = (
-            new_index.store.id_map,
-            new_index.store.inverse_id_map,
-        )
-        self._index.manifest, self._index.build_dir = new_index.manifest, new_index.build_dir
-        refill_bm25_store(self._bm25_store, self._index.store)
+        if self._unreadable is not None and self._unreadable[0] == name and time.monotonic() < self._unreadable[1]:
+            return
+        try:
+            new_index = load_index(self.settings)
+        except QabotError as error:
+            self._unreadable = (name, time.monotonic() + RELOAD_RETRY_S)
+            log.warning(
+                "index on disk changed but cannot be loaded (%s); answering from %s, retrying in %.0f s",
+                error,
+                self._index.build_dir.name,
+                RELOAD_RETRY_S,
+            )
+            return
+        self._pipeline = self._pipeline.with_index(self.settings, new_index.store, new_index.keyword)
+        self._index = new_index
+        self._unreadable = None
         self._cache.clear()
+        log.info("index changed on disk: now %s", new_index.build_dir.name)
 
     def _to_answer(self, question: str, extracted: list[ExtractedAnswer], threshold: float | None = None) -> Answer:
         spans = _distinct_spans(extracted, self.settings.reader.max_answer_chars)

@@ -62,7 +62,7 @@ class _OneLineErrorsTyper(typer.Typer):
 app = _OneLineErrorsTyper(
     add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0], pretty_exceptions_enable=False
 )
-index_app = typer.Typer(help="Build the index from the articles folder, or add an article to it.")
+index_app = typer.Typer(help="Build the index from the articles folder, or add or remove an article.")
 app.add_typer(index_app, name="index")
 
 ConfigOption = Annotated[
@@ -147,7 +147,7 @@ def index(
         raise _fail(str(error)) from None
     except OSError as error:  # an index_dir or articles folder this user cannot write or read
         raise _fail(f"cannot build the index: {_os_error(error)}") from None
-    state = "built" if result.built else "up to date"
+    state = f"built ({result.embedded_chunks} chunks embedded, {result.faiss_index})" if result.built else "up to date"
     typer.echo(
         f"index {state}: {result.articles} article(s), {result.documents} chunks, "
         f"fingerprint {result.fingerprint} ({result.seconds:.1f}s)"
@@ -177,6 +177,25 @@ def index_add(
         typer.echo(f"already in the library as {info.article_id!r} ({info.title}); nothing added")
         return
     typer.echo(f"added {info.article_id!r} ({info.title}); index now has {result.articles} article(s)")
+
+
+@index_app.command("remove")
+def index_remove(
+    article_id: Annotated[str, typer.Argument(help="The article's id (its file name without .txt).")],
+    config: ConfigOption = None,
+) -> None:
+    """Delete an article from the articles folder and the index (nothing is embedded again)."""
+    from bot.indexing import remove_article
+
+    _quiet_libraries()
+    settings = _settings(config)
+    try:
+        result = remove_article(settings, article_id)
+    except QabotError as error:
+        raise _fail(str(error)) from None
+    except OSError as error:  # an articles folder or index_dir this user cannot write
+        raise _fail(f"cannot remove the article: {_os_error(error)}") from None
+    typer.echo(f"removed {article_id!r}; index now has {result.articles} article(s), {result.documents} chunks")
 
 
 def _tolerant_stdin() -> None:

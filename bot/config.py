@@ -54,6 +54,19 @@ class RetrievalSettings(_Section):
     )
 
 
+class IndexSettings(_Section):
+    """How builds are stored and written (``index:`` in config.yaml)."""
+
+    faiss_index: Literal["auto", "flat", "hnsw"] = Field(
+        "auto", description="auto: exact Flat search up to hnsw_above_chunks chunks, HNSW graph search above."
+    )
+    hnsw_above_chunks: int = Field(50_000, ge=0)
+    hnsw_m: int = Field(32, ge=4, le=128, description="HNSW neighbours per node (memory vs recall).")
+    hnsw_ef_construction: int = Field(80, ge=8, le=1024)
+    hnsw_ef_search: int = Field(64, ge=1, le=4096, description="HNSW candidates per search (speed vs recall).")
+    lock_timeout_s: float = Field(120, ge=0, description="How long a second index writer waits for the first.")
+
+
 class ReaderSettings(_Section):
     model: str = Field("models/reader", description="A local folder (HF layout) or a hub id.")
     backend: Literal["onnx", "torch"] = "onnx"
@@ -133,6 +146,7 @@ class IngestSettings(_Section):
 class Settings(_Section):
     articles_dir: Path = Path("data/articles")
     index_dir: Path = Path("index")
+    index: IndexSettings = IndexSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     retrieval: RetrievalSettings = RetrievalSettings()

@@ -17,6 +17,10 @@ class IndexCorruptError(QabotError):
     """The index files exist but cannot be read or do not agree with each other."""
 
 
+class IndexBusyError(QabotError):
+    """Another process is writing the index and did not finish within ``index.lock_timeout_s``."""
+
+
 class ArticleError(QabotError):
     """An article file that cannot be read or has no text after cleaning."""
 

@@ -1,7 +1,7 @@
 """The query pipeline, assembled in one place so the whole flow reads in one screen.
 
     question ─► text_embedder ─► dense_retriever (FAISS) ─┐
-            └─────────────────► bm25_retriever ───────────┴► joiner (reciprocal rank fusion)
+            └─────────────────► bm25_retriever (bm25s) ───┴► joiner (reciprocal rank fusion)
                   ─► agreement (drop low FAISS-only passages, see bot.passage_filter) ─► reader
 
 BM25 is there because names such as "Ahrar al-Sham" or "Jaysh al Fateh" are lexical: a small sentence
@@ -19,12 +19,11 @@ from typing import Any
 
 from haystack import Document, ExtractedAnswer, Pipeline
 from haystack.components.joiners import DocumentJoiner
-from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
-from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever
 from haystack_integrations.document_stores.faiss import FAISSDocumentStore
 
 from bot.config import Settings
+from bot.keyword_index import KeywordIndex, KeywordRetriever
 from bot.models import embedder_model, embedder_onnx_files, onnx_file, reader_calibration, reader_model
 from bot.onnx_components import OnnxDocumentEmbedder, OnnxExtractiveReader, OnnxTextEmbedder
 from bot.passage_filter import RetrievalAgreementFilter
@@ -96,22 +95,6 @@ def build_reader(settings: Settings) -> Any:
     )
 
 
-def bm25_store_from(faiss_store: FAISSDocumentStore) -> InMemoryDocumentStore:
-    """A BM25 view over the same chunks (embeddings left out: BM25 doesn't need them)."""
-    store = InMemoryDocumentStore(bm25_algorithm="BM25Plus")
-    refill_bm25_store(store, faiss_store)
-    return store
-
-
-def refill_bm25_store(store: InMemoryDocumentStore, faiss_store: FAISSDocumentStore) -> None:
-    from dataclasses import replace
-
-    existing = [doc.id for doc in store.filter_documents()]
-    if existing:
-        store.delete_documents(existing)
-    store.write_documents([replace(doc, embedding=None) for doc in faiss_store.filter_documents()])
-
-
 def article_filter(articles: frozenset[str]) -> dict[str, Any]:
     """A Haystack metadata filter that keeps the chunks of these articles only (a chat's scope)."""
     return {"field": "meta.article_id", "operator": "in", "value": sorted(articles)}
@@ -133,16 +116,25 @@ class QueryPipeline:
         """The question's length in the reader's own tokens (``bot.question_rules`` limits it)."""
         return self.reader.question_tokens(question)
 
-    def passages(self, question: str, articles: frozenset[str] | None = None) -> list[Document]:
-        """The passages for ``question``; with ``articles``, only from those article ids (both retrievers)."""
+    def passages(self, question: str, filters: dict[str, Any] | None = None) -> list[Document]:
+        """The passages the reader reads; ``filters`` (Haystack syntax, e.g. on ``meta.article_id``) go to
+        both retrievers."""
         inputs: dict[str, dict[str, Any]] = {"text_embedder": {"text": question}}
-        if articles is not None:
-            inputs["dense_retriever"] = {"filters": article_filter(articles)}
+        if filters:
+            inputs["dense_retriever"] = {"filters": filters}
         if "bm25_retriever" in self.retrieval.graph.nodes:
-            inputs["bm25_retriever"] = {"query": question}
-            if articles is not None:
-                inputs["bm25_retriever"]["filters"] = article_filter(articles)
+            inputs["bm25_retriever"] = {"query": question, "filters": filters}
         return self.retrieval.run(inputs)[self.passages_from]["documents"]
+
+    def with_index(self, settings: Settings, faiss_store: FAISSDocumentStore, keyword: KeywordIndex) -> QueryPipeline:
+        """The same models over another index build: new retrievers, the same (warm) embedder and reader.
+
+        The question embedder moves from this pipeline to the new one (a Haystack component belongs to one
+        pipeline), so this pipeline must not be used afterwards.
+        """
+        text_embedder = self.retrieval.remove_component("text_embedder")
+        retrieval, passages_from = build_retrieval_pipeline(settings, faiss_store, keyword, text_embedder)
+        return QueryPipeline(retrieval, self.reader, passages_from)
 
     def run(
         self,
@@ -158,7 +150,10 @@ class QueryPipeline:
         """
         scopes = scopes if scopes is not None else [None] * len(questions)
         queries = retrieval_queries or questions
-        passages = [self.passages(query, scope) for query, scope in zip(queries, scopes, strict=True)]
+        passages = [
+            self.passages(query, article_filter(scope) if scope is not None else None)
+            for query, scope in zip(queries, scopes, strict=True)
+        ]
         if len(questions) > 1 and hasattr(self.reader, "run_batch"):
             answers = self.reader.run_batch(questions, passages)
         else:
@@ -167,13 +162,19 @@ class QueryPipeline:
         return list(zip(answers, passages, strict=True))
 
 
-def build_query_pipeline(
-    settings: Settings, faiss_store: FAISSDocumentStore, bm25_store: InMemoryDocumentStore
-) -> QueryPipeline:
+def build_query_pipeline(settings: Settings, faiss_store: FAISSDocumentStore, keyword: KeywordIndex) -> QueryPipeline:
     """Embed → FAISS top-k (+ BM25 top-k) → reciprocal rank fusion → extractive reader."""
+    retrieval, passages_from = build_retrieval_pipeline(settings, faiss_store, keyword, build_text_embedder(settings))
+    return QueryPipeline(retrieval, build_reader(settings), passages_from)
+
+
+def build_retrieval_pipeline(
+    settings: Settings, faiss_store: FAISSDocumentStore, keyword: KeywordIndex, text_embedder: Any
+) -> tuple[Pipeline, str]:
+    """The retrieval half over one index build, and the name of the component whose passages are read."""
     retrieval = settings.retrieval
     pipeline = Pipeline()
-    pipeline.add_component("text_embedder", build_text_embedder(settings))
+    pipeline.add_component("text_embedder", text_embedder)
     pipeline.add_component(
         "dense_retriever", FAISSEmbeddingRetriever(document_store=faiss_store, top_k=retrieval.dense_top_k)
     )
@@ -184,9 +185,7 @@ def build_query_pipeline(
     pipeline.connect("dense_retriever.documents", "joiner.documents")
     passages_from = "joiner"
     if retrieval.bm25_top_k > 0:
-        pipeline.add_component(
-            "bm25_retriever", InMemoryBM25Retriever(document_store=bm25_store, top_k=retrieval.bm25_top_k)
-        )
+        pipeline.add_component("bm25_retriever", KeywordRetriever(index=keyword, top_k=retrieval.bm25_top_k))
         pipeline.connect("bm25_retriever.documents", "joiner.documents")
         if retrieval.dense_only_top is not None:
             pipeline.add_component("agreement", RetrievalAgreementFilter(dense_only_top=retrieval.dense_only_top))
@@ -194,4 +193,4 @@ def build_query_pipeline(
             pipeline.connect("dense_retriever.documents", "agreement.dense_documents")
             pipeline.connect("bm25_retriever.documents", "agreement.lexical_documents")
             passages_from = "agreement"
-    return QueryPipeline(pipeline, build_reader(settings), passages_from)
+    return pipeline, passages_from

@@ -1,4 +1,5 @@
-"""The FAISS index on disk: build, round trip, idempotence, atomic replacement, add, corrupt/missing."""
+"""The index on disk: build, round trip, idempotence, atomic replacement, incremental add/remove, edits,
+checksums and repair, the write lock, corrupt/missing."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.errors import ArticleError, IndexCorruptError, IndexMissingError
-from bot.indexing import add_article, build_index, current_build_name, load_index
+from bot.errors import ArticleError, IndexBusyError, IndexCorruptError, IndexMissingError
+from bot.indexing import (
+    add_article,
+    build_index,
+    current_build_name,
+    index_write_lock,
+    load_index,
+    remove_article,
+)
 from tests.conftest import BOILERPLATE_MARKERS, SEED_ARTICLE, settings_with
 
 
@@ -32,13 +40,15 @@ def test_build_persists_real_faiss_files_and_round_trips(index_settings: Setting
 
     loaded = load_index(index_settings)
     documents = loaded.store.filter_documents()
-    assert len(documents) == result.documents == loaded.store.index.ntotal
+    assert len(documents) == result.documents == loaded.store.index.ntotal == len(loaded.keyword)
+    vectors = np.load(build_dir / "embeddings.npy")
+    assert vectors.shape == (result.documents, loaded.manifest["embedding_dim"])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3), "embeddings are normalised"
     for document in documents:
-        assert np.isclose(np.linalg.norm(document.embedding), 1.0, atol=1e-3), "embeddings are normalised"
+        assert document.embedding is None, "vectors live in FAISS and embeddings.npy, not in documents.json"
         assert not any(marker in document.content for marker in BOILERPLATE_MARKERS)
     # the vector of a stored chunk finds that chunk first
-    probe = documents[3]
-    assert loaded.store.search(probe.embedding, top_k=1)[0].id == probe.id
+    assert loaded.store.search(vectors[3].tolist(), top_k=1)[0].id == documents[3].id
 
 
 def test_rebuild_with_same_inputs_is_a_no_op(index_settings: Settings):
@@ -58,7 +68,8 @@ def test_changed_settings_rebuild_and_replace_old_build(index_settings: Settings
     second = build_index(changed, progress_bar=False)
     assert second.built and second.fingerprint != first.fingerprint
     builds = sorted(p.name for p in index_settings.index_dir.iterdir() if p.is_dir())
-    assert builds == [f"build-{second.fingerprint}"]
+    assert builds == [current_build_name(index_settings.index_dir)]
+    assert load_index(changed).fingerprint == second.fingerprint
 
 
 def test_crash_during_build_leaves_previous_index(index_settings: Settings, monkeypatch: pytest.MonkeyPatch):
@@ -73,7 +84,7 @@ def test_crash_during_build_leaves_previous_index(index_settings: Settings, monk
     with pytest.raises(OSError, match="disk full"):
         build_index(index_settings, force=True, progress_bar=False)
     monkeypatch.undo()
-    assert current_build_name(index_settings.index_dir) == f"build-{first.fingerprint}"
+    assert load_index(index_settings).fingerprint == first.fingerprint
     assert load_index(index_settings).store.count_documents() == first.documents
 
 
@@ -97,7 +108,7 @@ def test_add_bad_article_changes_nothing(index_settings: Settings, tmp_path: Pat
     with pytest.raises(ArticleError):
         add_article(index_settings, bad, progress_bar=False)
     assert sorted(p.name for p in index_settings.articles_dir.iterdir()) == [SEED_ARTICLE.name]
-    assert current_build_name(index_settings.index_dir) == f"build-{first.fingerprint}"
+    assert load_index(index_settings).fingerprint == first.fingerprint
 
 
 def test_missing_index_is_reported(index_settings: Settings):
@@ -105,15 +116,88 @@ def test_missing_index_is_reported(index_settings: Settings):
         load_index(index_settings)
 
 
-@pytest.mark.parametrize("victim", ["documents.faiss", "documents.json", "manifest.json"])
-def test_corrupt_index_is_reported(index_settings: Settings, victim: str):
-    build_index(index_settings, progress_bar=False)
+@pytest.mark.parametrize(
+    "victim", ["documents.faiss", "documents.json", "manifest.json", "embeddings.npy", "bm25/data.csc.index.npy"]
+)
+def test_corrupt_index_is_reported_and_plain_index_repairs_it(index_settings: Settings, victim: str):
+    first = build_index(index_settings, progress_bar=False)
     build_dir = index_settings.index_dir / current_build_name(index_settings.index_dir)
-    (build_dir / victim).write_bytes(b"\x00garbage")
-    with pytest.raises(IndexCorruptError, match="qabot index --force"):
-        load_index(index_settings)
-    rebuilt = build_index(index_settings, force=True, progress_bar=False)
+    data = (build_dir / victim).read_bytes()
+    # flip bytes in the middle: the file still parses as what it is, only its checksum can tell
+    middle = len(data) // 2
+    flipped = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    (build_dir / victim).write_bytes(data[:middle] + flipped + data[middle + 8 :])
+    if victim != "embeddings.npy":  # not read when serving, only when a build reuses vectors
+        with pytest.raises(IndexCorruptError, match="qabot index"):
+            load_index(index_settings)
+    rebuilt = build_index(index_settings, progress_bar=False)  # no --force: the checksums say it is damaged
+    assert rebuilt.built and rebuilt.fingerprint == first.fingerprint
+    assert rebuilt.embedded_chunks == first.documents, "a damaged build is never a source of reused vectors"
     assert load_index(index_settings).store.count_documents() == rebuilt.documents
+
+
+def test_add_embeds_only_the_new_article_and_remove_embeds_nothing(index_settings: Settings, tmp_path: Path):
+    first = build_index(index_settings, progress_bar=False)
+    seed_vectors = np.load(index_settings.index_dir / current_build_name(index_settings.index_dir) / "embeddings.npy")
+    new = tmp_path / "rover.txt"
+    new.write_text("Rover finds water\n\nThe rover found ice near the pole. NASA said so on Tuesday. " * 3)
+    _, added = add_article(index_settings, new, progress_bar=False)
+    assert added.built and added.articles == 2
+    assert 0 < added.embedded_chunks == added.documents - first.documents, "only the new article is embedded"
+    loaded = load_index(index_settings)
+    assert {a.article_id for a in loaded.articles} == {"aleppo-siege-2016", "rover"}
+    vectors = np.load(loaded.build_dir / "embeddings.npy")
+    assert np.array_equal(vectors[: first.documents], seed_vectors), "the seed article's vectors are reused as is"
+
+    removed = remove_article(index_settings, "rover", progress_bar=False)
+    assert removed.built and removed.embedded_chunks == 0 and removed.articles == 1
+    assert removed.fingerprint == first.fingerprint and removed.documents == first.documents
+    assert [a.article_id for a in load_index(index_settings).articles] == ["aleppo-siege-2016"]
+    assert not (index_settings.articles_dir / "rover.txt").exists()
+    assert load_index(index_settings).keyword.search("rover ice pole", top_k=4) == []
+
+
+def test_edited_article_is_embedded_again_alone(index_settings: Settings, tmp_path: Path):
+    build_index(index_settings, progress_bar=False)
+    other = index_settings.articles_dir / "rover.txt"
+    other.write_text("Rover finds water\n\nThe rover found ice near the pole on Tuesday.\n")
+    with_rover = build_index(index_settings, progress_bar=False)
+    other.write_text("Rover finds water\n\nThe rover found liquid water near the pole on Wednesday.\n")
+    edited = build_index(index_settings, progress_bar=False)
+    assert edited.built and edited.embedded_chunks == 1 and edited.documents == with_rover.documents
+    assert load_index(index_settings).keyword.search("liquid", top_k=1)[0].meta["article_id"] == "rover"
+
+
+def test_remove_unknown_or_last_article_changes_nothing(index_settings: Settings):
+    first = build_index(index_settings, progress_bar=False)
+    with pytest.raises(ArticleError, match="no article 'nope'"):
+        remove_article(index_settings, "nope", progress_bar=False)
+    with pytest.raises(ArticleError, match="only article"):
+        remove_article(index_settings, "aleppo-siege-2016", progress_bar=False)
+    assert (index_settings.articles_dir / SEED_ARTICLE.name).exists()
+    assert load_index(index_settings).fingerprint == first.fingerprint
+
+
+def test_second_writer_waits_for_the_lock_then_gives_up_with_a_clear_error(index_settings: Settings):
+    impatient = settings_with(index_settings, index=index_settings.index.model_copy(update={"lock_timeout_s": 0.3}))
+    with index_write_lock(index_settings.index_dir, timeout_s=0), pytest.raises(IndexBusyError, match="another"):
+        build_index(impatient, progress_bar=False)
+    assert current_build_name(index_settings.index_dir) is None, "the second writer wrote nothing"
+    assert build_index(impatient, progress_bar=False).built, "the lock is free again afterwards"
+
+
+def test_hnsw_index_finds_the_same_chunks_as_flat(index_settings: Settings):
+    flat = build_index(index_settings, progress_bar=False)
+    loaded_flat = load_index(index_settings)
+    hnsw_settings = settings_with(index_settings, index=index_settings.index.model_copy(update={"faiss_index": "hnsw"}))
+    hnsw = build_index(hnsw_settings, progress_bar=False)
+    assert hnsw.built and hnsw.faiss_index == "hnsw" and hnsw.embedded_chunks == 0, "vectors reused, FAISS rebuilt"
+    loaded = load_index(hnsw_settings)
+    vectors = np.load(loaded.build_dir / "embeddings.npy")
+    for probe in vectors[:5]:
+        expected = [d.id for d in loaded_flat.store.search(probe.tolist(), top_k=3)]
+        assert [d.id for d in loaded.store.search(probe.tolist(), top_k=3)] == expected
+    assert flat.faiss_index == "flat"
 
 
 def test_current_pointing_nowhere_is_corrupt(index_settings: Settings):
@@ -121,3 +205,25 @@ def test_current_pointing_nowhere_is_corrupt(index_settings: Settings):
     (index_settings.index_dir / "CURRENT").write_text("build-does-not-exist\n")
     with pytest.raises(IndexCorruptError):
         load_index(index_settings)
+
+
+def test_cli_index_add_and_remove(index_settings: Settings, tmp_path: Path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"articles_dir": str(index_settings.articles_dir),
+                                      "index_dir": str(index_settings.index_dir)}))  # fmt: skip
+    new = tmp_path / "rover.txt"
+    new.write_text("Rover finds water\n\nThe rover found ice near the pole on Tuesday.\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["index", "--config", str(config)]).exit_code == 0
+    added = runner.invoke(app, ["index", "add", str(new), "--config", str(config)])
+    assert added.exit_code == 0 and "2 article(s)" in added.output, added.output
+    removed = runner.invoke(app, ["index", "remove", "rover", "--config", str(config)])
+    assert removed.exit_code == 0 and "removed 'rover'; index now has 1 article(s)" in removed.output
+    unknown = runner.invoke(app, ["index", "remove", "rover", "--config", str(config)])
+    assert unknown.exit_code == 1 and "error: no article 'rover'" in unknown.output
+    assert [a.article_id for a in load_index(index_settings).articles] == ["aleppo-siege-2016"]
