@@ -53,7 +53,8 @@ class QAService:
         self._pipeline = build_query_pipeline(settings, index.store, index.keyword)
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, Answer] = OrderedDict()
-        self._unreadable: tuple[str, float] | None = None  # (build name, monotonic time of the next try)
+        # (build name, monotonic time of the next try, why it failed) while CURRENT names an unreadable build
+        self._unreadable: tuple[str, float, str] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QAService:
@@ -90,6 +91,14 @@ class QAService:
         with self._lock:
             self._reload_if_index_changed()
             return self._index.store.count_documents()
+
+    @property
+    def index_problem(self) -> str | None:
+        """Why the build on disk is not the one in use (it could not be read), or None when they agree.
+
+        Answers still come from the index in memory meanwhile; health checks report this so an operator sees it.
+        """
+        return self._unreadable[2] if self._unreadable is not None else None
 
     def validate_question(self, question: str) -> str:
         """The question as it will be asked, or InvalidQuestionError saying what is wrong with it.
@@ -189,13 +198,14 @@ class QAService:
         """
         name = current_build_name(self.settings.resolve(self.settings.index_dir))
         if name is None or name == self._index.build_dir.name:
+            self._unreadable = None  # CURRENT names the build in use again
             return
         if self._unreadable is not None and self._unreadable[0] == name and time.monotonic() < self._unreadable[1]:
             return
         try:
             new_index = load_index(self.settings)
         except QabotError as error:
-            self._unreadable = (name, time.monotonic() + RELOAD_RETRY_S)
+            self._unreadable = (name, time.monotonic() + RELOAD_RETRY_S, str(error))
             log.warning(
                 "index on disk changed but cannot be loaded (%s); answering from %s, retrying in %.0f s",
                 error,

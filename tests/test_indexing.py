@@ -217,7 +217,8 @@ def test_cli_index_add_and_remove(index_settings: Settings, tmp_path: Path):
     config.write_text(yaml.safe_dump({"articles_dir": str(index_settings.articles_dir),
                                       "index_dir": str(index_settings.index_dir)}))  # fmt: skip
     new = tmp_path / "rover.txt"
-    new.write_text("Rover finds water\n\nThe rover found ice near the pole on Tuesday.\n")
+    body = " ".join(f"The rover found ice near crater {i} of the pole on Tuesday." for i in range(10))
+    new.write_text(f"Rover finds water\n\n{body}\n")  # over ingest.min_words: an article, not a fragment
     runner = CliRunner()
     assert runner.invoke(app, ["index", "--config", str(config)]).exit_code == 0
     added = runner.invoke(app, ["index", "add", str(new), "--config", str(config)])
