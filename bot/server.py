@@ -231,7 +231,8 @@ def create_app(service: QAService, admin_token: str | None = None) -> FastAPI:
             chunks = await run_in_threadpool(service.check_index)
         except QabotError as error:
             return JSONResponse({"status": "unavailable", "error": str(error)}, status_code=503)
-        body = {"status": "ok", "articles": len(service.articles()), "chunks": chunks, "index": service.index_fingerprint}
+        articles, fingerprint = len(service.articles()), service.index_fingerprint
+        body = {"status": "ok", "articles": articles, "chunks": chunks, "index": fingerprint}
         if problem := service.index_problem:  # still answering, from the index in memory: healthy but stale
             body |= {"status": "stale", "error": problem}
         return JSONResponse(body)
