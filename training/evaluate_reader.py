@@ -27,6 +27,7 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 from bot.span_decoding import DEFAULT_MAX_ANSWER_TOKENS, decode_window
 from bot.squad_metrics import best_over_golds, exact_match, token_f1
 from training.features import Feature, WindowSettings, build_features
+from training.hard_negatives import build_hard_negatives
 from training.squad_data import DEFAULT_SQUAD_PATH, QAExample, load_articles, make_negatives, split_by_article
 from training.train_reader import resolve_device
 
@@ -45,12 +46,17 @@ class Prediction:
         return self.span_score - self.null_score
 
 
-def validation_examples(squad: Path, sample: int | None, seed: int) -> tuple[list[QAExample], list[QAExample]]:
-    """Held-out positives (optionally a seeded sample) and as many held-out negatives as half of them."""
+def validation_examples(
+    squad: Path, sample: int | None, seed: int, hard: bool = False
+) -> tuple[list[QAExample], list[QAExample]]:
+    """Held-out positives (optionally a seeded sample) and as many held-out negatives as half of them:
+    other-article pairings, or with ``hard`` the on-topic mix of ``training.hard_negatives``."""
     split = split_by_article(load_articles(squad))
     positives = split.validation
     if sample is not None and sample < len(positives):
         positives = random.Random(seed).sample(positives, sample)
+    if hard:
+        return positives, build_hard_negatives(split.validation, max(1, len(positives) // 2), seed=seed + 7)
     negatives = make_negatives(split.validation, max(1, len(positives) // 2), seed=seed + 7)
     return positives, negatives
 
@@ -176,6 +182,7 @@ def main(
     max_answer_tokens: int = 30,
     batch_size: int = 64,
     seed: int = 7,
+    hard_negatives: Annotated[bool, typer.Option(help="Negatives from training.hard_negatives (on-topic).")] = False,
     threads: int = 2,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when available).")] = "cpu",
 ) -> None:
@@ -183,7 +190,7 @@ def main(
     torch.set_num_threads(threads)
     target = resolve_device(device)
     started = time.time()
-    positives, negatives = validation_examples(squad, sample, seed)
+    positives, negatives = validation_examples(squad, sample, seed, hard_negatives)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=torch.float32).to(target).eval()
     examples = positives + negatives
@@ -195,7 +202,8 @@ def main(
     metrics.update(
         {
             "model": str(model_dir),
-            "split": "SQuAD v1.1 train, 40 held-out articles (training.squad_data.split_by_article, seed 13)",
+            "split": "SQuAD v1.1 train, 40 held-out articles (training.squad_data.split_by_article, seed 13)"
+            + (", hard negatives (training.hard_negatives)" if hard_negatives else ""),
             "max_seq_length": max_seq_length,
             "doc_stride": doc_stride,
             "max_answer_tokens": max_answer_tokens,
