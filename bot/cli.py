@@ -170,18 +170,21 @@ def chat(config: ConfigOption = None) -> None:
 
 @app.command("eval")
 def evaluate_command(
-    file: Annotated[Path, typer.Argument(help="SQuAD-format JSON (v1.1, or v2.0 with is_impossible).")],
+    files: Annotated[
+        list[Path], typer.Argument(help="SQuAD-format JSON files (v1.1, or v2.0 with is_impossible), scored together.")
+    ],
     config: ConfigOption = None,
     report: Annotated[Path | None, typer.Option(help="Also write per-question results here (JSON).")] = None,
     sweep: Annotated[bool, typer.Option(help="Also show EM/F1 for no-answer thresholds from 0 to 0.95.")] = False,
 ) -> None:
-    """Exact match, F1, no-answer accuracy and retrieval recall@k of the whole service on a question file."""
+    """Exact match, F1, no-answer accuracy, retrieval recall@k and confidence quality (AUROC, ECE) of the whole
+    service on one or more question files (e.g. an answerable set and an unanswerable set)."""
     from bot.evaluation import evaluate, load_questions, threshold_sweep
 
     _quiet_libraries()
     settings = _settings(config)
     try:
-        questions = load_questions(file)
+        questions = [question for file in files for question in load_questions(file)]
     except QabotError as error:
         raise _fail(str(error)) from None
     service = _service(settings)
@@ -195,6 +198,10 @@ def evaluate_command(
         f"{result.answered_unanswerable}"
     )
     typer.echo(f"retrieval recall@{result.retrieval_top_k}   {result.retrieval_recall:.1f}")
+    if result.unanswerable:
+        typer.echo(f"refused unanswerable {result.refused_unanswerable:.1f}")
+    typer.echo(f"confidence AUROC     {result.confidence_auroc:.1f}  (right vs wrong among {result.answered} answered)")
+    typer.echo(f"calibration error    {result.calibration_error:.1f}  (ECE among answered, 10 bins)")
     if sweep:
         typer.echo("\nthreshold     EM     F1  no-answer acc  overall F1")
         for row in threshold_sweep(service, questions):
