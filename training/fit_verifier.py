@@ -173,8 +173,9 @@ def choose_threshold(rows: list[dict], verifier: np.ndarray, reader: np.ndarray,
     budget = report(rows, reader, READER_THRESHOLD)["answerable_f1"] - max_f1_drop
     best = 0.0
     for step in range(1, 40):
-        if report(rows, verifier, step * 0.025)["answerable_f1"] >= budget:
-            best = round(step * 0.025, 3)
+        threshold = round(step * 0.025, 3)  # rounded before use: 12 * 0.025 is 0.30000000000000004
+        if report(rows, verifier, threshold)["answerable_f1"] >= budget:
+            best = threshold
     return best
 
 
