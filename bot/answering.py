@@ -12,6 +12,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 from haystack import Document, ExtractedAnswer
@@ -21,8 +22,10 @@ from bot.articles import ArticleInfo
 from bot.config import Settings
 from bot.errors import QabotError
 from bot.indexing import LoadedIndex, current_build_name, load_index
+from bot.models import reader_verifier
 from bot.pipeline import build_query_pipeline
 from bot.question_rules import clean_question, max_question_tokens
+from bot.verifier import span_features
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,9 @@ class _Query(NamedTuple):
     retrieval_query: str
     scope: ArticleScope
 
+# Without a verifier the confidence is the reader's Platt-calibrated P(right): abstain below even odds.
+DEFAULT_NO_ANSWER_THRESHOLD = 0.5
+
 
 class QAService:
     """Question in, ``Answer`` out: retrieval (FAISS + BM25, fused) and the extractive reader."""
@@ -51,6 +57,7 @@ class QAService:
         self.settings = settings
         self._index = index
         self._pipeline = build_query_pipeline(settings, index.store, index.keyword)
+        self._verifier = reader_verifier(settings)
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, Answer] = OrderedDict()
         # (build name, monotonic time of the next try, why it failed) while CURRENT names an unreadable build
@@ -166,6 +173,24 @@ class QAService:
             ((answers, passages),) = self._pipeline.run([question], None, [retrieval_query or question])
         return self._to_answer(question, answers, no_answer_threshold), passages
 
+    @property
+    def no_answer_threshold(self) -> float:
+        """Below this served confidence the bot says the article doesn't say: ``reader.no_answer_threshold``
+        when set, else the verifier's fitted threshold, else 0.5 (the reader's calibrated score)."""
+        configured = self.settings.reader.no_answer_threshold
+        if configured is not None:
+            return configured
+        return self._verifier.threshold if self._verifier is not None else DEFAULT_NO_ANSWER_THRESHOLD
+
+    def candidates(self, question: str) -> tuple[list[ExtractedAnswer], list[Document]]:
+        """The reader's distinct spans, best first, scored by the reader alone (no verifier, no threshold),
+        and the passages read: what ``training/fit_verifier.py`` fits the verifier on."""
+        question = self.validate_question(question)
+        with self._lock:
+            self._reload_if_index_changed()
+            ((answers, passages),) = self._pipeline.run([question])
+        return _distinct_spans(answers, self.settings.reader.max_answer_chars), passages
+
     # -- internals ----------------------------------------------------------------------------------------
 
     @staticmethod
@@ -219,9 +244,19 @@ class QAService:
         self._cache.clear()
         log.info("index changed on disk: now %s", new_index.build_dir.name)
 
+    def _verified(self, question: str, spans: list[ExtractedAnswer]) -> list[ExtractedAnswer]:
+        """Each span's score replaced by the verifier's P(right) (the reader's order is kept)."""
+        if self._verifier is None:
+            return spans
+        verifier = self._verifier
+        return [
+            replace(span, score=verifier.probability(verifier_features(question, spans, i)))
+            for i, span in enumerate(spans)
+        ]
+
     def _to_answer(self, question: str, extracted: list[ExtractedAnswer], threshold: float | None = None) -> Answer:
-        spans = _distinct_spans(extracted, self.settings.reader.max_answer_chars)
-        threshold = self.settings.reader.no_answer_threshold if threshold is None else threshold
+        spans = self._verified(question, _distinct_spans(extracted, self.settings.reader.max_answer_chars))
+        threshold = self.no_answer_threshold if threshold is None else threshold
         if not spans or spans[0].score < threshold:
             best = spans[0].score if spans else 0.0
             return Answer(question=question, text=None, score=1.0 - best)
@@ -252,9 +287,27 @@ class QAService:
         )
 
 
-def _with_question(answer: Answer, question: str) -> Answer:
-    from dataclasses import replace
+def verifier_inputs(question: str, spans: list[ExtractedAnswer], index: int) -> dict:
+    """What the verifier reads about ``spans[index]`` among the question's distinct spans (``bot.verifier``)."""
+    span = spans[index]
+    passage = span.document.content if span.document is not None else None
+    sentence = _sentence_around(span)[0]
+    return {
+        "question": question,
+        "answer": span.data or "",
+        "reader_score": span.score,
+        "sentence": sentence,
+        "passage": passage or sentence,
+        "other_scores": [other.score for i, other in enumerate(spans) if i != index],
+    }
 
+
+def verifier_features(question: str, spans: list[ExtractedAnswer], index: int):
+    """The verifier's features for ``spans[index]`` (``bot.verifier.span_features``)."""
+    return span_features(**verifier_inputs(question, spans, index))
+
+
+def _with_question(answer: Answer, question: str) -> Answer:
     return replace(answer, question=question)
 
 
@@ -264,8 +317,6 @@ def _normal(text: str) -> str:
 
 def _trimmed(answer: ExtractedAnswer) -> ExtractedAnswer | None:
     """Drop white space and dangling punctuation at the span's edges, keeping offsets consistent."""
-    from dataclasses import replace
-
     text = answer.data or ""
     offset = answer.document_offset
     if offset is None:

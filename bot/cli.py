@@ -284,7 +284,9 @@ def chat(
 
 @app.command("eval")
 def evaluate_command(
-    file: Annotated[Path, typer.Argument(help="SQuAD-format JSON (v1.1, or v2.0 with is_impossible).")],
+    files: Annotated[
+        list[Path], typer.Argument(help="SQuAD-format JSON files (v1.1, or v2.0 with is_impossible), scored together.")
+    ],
     config: ConfigOption = None,
     report: Annotated[Path | None, typer.Option(help="Also write per-question results here (JSON).")] = None,
     sweep: Annotated[bool, typer.Option(help="Also show EM/F1 for no-answer thresholds from 0 to 0.95.")] = False,
@@ -292,28 +294,33 @@ def evaluate_command(
         bool, typer.Option(help="Follow-up files: earlier turns get the gold answers, not the bot's own.")
     ] = False,
 ) -> None:
-    """Exact match, F1, no-answer accuracy and retrieval recall@k of the whole service on a question file.
+    """Exact match, F1, no-answer accuracy, retrieval recall@k and confidence quality (AUROC, ECE) of the whole
+    service on one or more question files (e.g. an answerable set and an unanswerable set).
 
-    A follow-up file (conversations, see tests/data/README.md) is scored on the last turn of each conversation.
+    A follow-up file (conversations, see tests/data/README.md) is scored alone, on the last turn of each
+    conversation.
     """
     from bot.evaluation import evaluate, load_questions, threshold_sweep
     from bot.follow_up_evaluation import is_follow_up_file
 
     _quiet_libraries()
     settings = _settings(config)
-    if is_follow_up_file(file):
-        _evaluate_follow_ups(settings, file, gold_history, report)
+    if any(is_follow_up_file(file) for file in files):
+        if len(files) != 1:
+            raise _fail("a follow-up (conversations) file is scored on its own: give it without other files", 2)
+        _evaluate_follow_ups(settings, files[0], gold_history, report)
         return
     try:
-        questions = load_questions(file)
+        loaded = [(file, question) for file in files for question in load_questions(file)]
     except QabotError as error:
         raise _fail(str(error)) from None
     service = _service(settings)
-    for item in questions:  # all of them first: a bad one found after minutes of answering would waste them
+    for file, item in loaded:  # all of them first: a bad one found after minutes of answering would waste them
         try:
             service.validate_question(item.question)
         except InvalidQuestionError as error:
             raise _fail(f"{file}: question {item.qid!r}: {error}") from None
+    questions = [question for _, question in loaded]
     result = evaluate(service, questions)
     typer.echo(f"questions            {result.answerable} answerable + {result.unanswerable} unanswerable")
     typer.echo(f"exact match          {result.exact_match:.1f}")
@@ -324,6 +331,10 @@ def evaluate_command(
         f"{result.answered_unanswerable}"
     )
     typer.echo(f"retrieval recall@{result.retrieval_top_k}   {result.retrieval_recall:.1f}")
+    if result.unanswerable:
+        typer.echo(f"refused unanswerable {result.refused_unanswerable:.1f}")
+    typer.echo(f"confidence AUROC     {result.confidence_auroc:.1f}  (right vs wrong among {result.answered} answered)")
+    typer.echo(f"calibration error    {result.calibration_error:.1f}  (ECE among answered, 10 bins)")
     if sweep:
         typer.echo("\nthreshold     EM     F1  no-answer acc  overall F1")
         for row in threshold_sweep(service, questions):

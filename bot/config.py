@@ -78,7 +78,12 @@ class ReaderSettings(_Section):
     )
     calibration_bias: float | None = Field(None, description="null: the model folder's metrics.json")
     null_relative_scores: bool = Field(True, description="Score spans against the model's learned null.")
-    no_answer_threshold: float = Field(0.5, ge=0, le=1)
+    no_answer_threshold: float | None = Field(
+        None, ge=0, le=1, description="Abstain below this confidence; null: the verifier's fitted one (0.5 without)."
+    )
+    verifier: str | None = Field(
+        "verifier.json", description="Answer verifier beside the reader (bot.verifier); null: the reader's score only."
+    )
     max_answer_chars: int = Field(200, ge=1)
 
     @model_validator(mode="after")

@@ -4,6 +4,11 @@ Answerable questions are scored with the official SQuAD v1.1 exact match and tok
 answers). Unanswerable questions (``is_impossible: true`` or no answers, SQuAD 2.0 style) count as correct
 only when the service says the article doesn't say. Retrieval recall@k asks whether any gold answer text
 occurs in the passages handed to the reader.
+
+Confidence is judged among the answered questions, where "right" means token F1 >= 0.5 (any answer to an
+unanswerable question is wrong): AUROC is the chance that a right answer's confidence beats a wrong one's
+(50 = useless, 100 = perfect ranking); ECE is the mean gap between confidence and accuracy over ten equal-width
+confidence bins (0 = the confidence reads as a probability).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from haystack import Document
 
 from bot.answer import Answer
@@ -38,6 +44,10 @@ class EvalReport:
     answered_unanswerable: int = 0
     retrieval_recall: float = 0.0  # percent of answerable questions whose gold text was retrieved
     retrieval_top_k: int = 0
+    refused_unanswerable: float = 0.0  # percent of unanswerable questions the service refused
+    answered: int = 0
+    confidence_auroc: float = float("nan")  # right vs wrong among answered, percent
+    calibration_error: float = float("nan")  # ECE among answered, percent
     per_question: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -93,7 +103,39 @@ def evaluate(service: QAService, questions: list[EvalQuestion]) -> EvalReport:
         report.retrieval_recall = 100 * recall_hits / report.answerable
     if questions:
         report.no_answer_accuracy = 100 * decision_hits / len(questions)
+    if report.unanswerable:
+        report.refused_unanswerable = 100 * (1 - report.answered_unanswerable / report.unanswerable)
+    answered = [row for row in report.per_question if row["prediction"] is not None]
+    report.answered = len(answered)
+    scores = np.array([row["score"] for row in answered], dtype=float)
+    right = np.array([row.get("f1", 0.0) >= 0.5 for row in answered], dtype=float)
+    report.confidence_auroc = 100 * auroc(scores, right)
+    report.calibration_error = 100 * expected_calibration_error(scores, right)
     return report
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties counted half; nan unless both kinds are present."""
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float)
+    positives, negatives = scores[labels == 1], scores[labels == 0]
+    if not len(positives) or not len(negatives):
+        return float("nan")
+    above = (positives[:, None] > negatives[None, :]).sum() + 0.5 * (positives[:, None] == negatives[None, :]).sum()
+    return float(above / (len(positives) * len(negatives)))
+
+
+def expected_calibration_error(scores: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """Mean |confidence - accuracy| over equal-width confidence bins, weighted by how many fall in each."""
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float)
+    if not len(scores):
+        return float("nan")
+    which = np.minimum((scores * bins).astype(int), bins - 1)
+    gaps = [
+        abs(scores[which == b].mean() - labels[which == b].mean()) * (which == b).sum()
+        for b in range(bins)
+        if (which == b).any()
+    ]
+    return float(sum(gaps) / len(scores))
 
 
 @dataclass(frozen=True)

@@ -88,3 +88,22 @@ def reader_calibration(settings: Settings) -> tuple[float, float]:
     factor = configured[0] if configured[0] is not None else fitted[0]
     bias = configured[1] if configured[1] is not None else fitted[1]
     return factor, bias
+
+
+def reader_verifier(settings: Settings):
+    """The answer verifier (``bot.verifier``) fitted for this reader, or None when ``reader.verifier`` is null.
+
+    The file lives in the reader's folder (``reader.verifier`` is relative to it) because its weights are fitted
+    on that reader's scores; a retrained reader needs its own fit (``training/fit_verifier.py``).
+    """
+    from bot.verifier import AnswerVerifier
+
+    if settings.reader.verifier is None:
+        return None
+    path = settings.resolve(settings.reader.model) / settings.reader.verifier
+    if not path.exists():
+        raise ModelLoadError(
+            f"reader.verifier: {path} does not exist; "
+            "run `python -m training.fit_verifier` or set reader.verifier: null"
+        )
+    return AnswerVerifier.from_file(path)

@@ -19,6 +19,7 @@ from haystack import Document, ExtractedAnswer, component
 from tokenizers import Tokenizer
 
 from bot.errors import ModelLoadError
+from bot.span_decoding import calibrated, decode_window
 
 
 def _first_line(error: Exception) -> str:
@@ -164,8 +165,9 @@ class OnnxDocumentEmbedder:
 class OnnxExtractiveReader:
     """Extractive QA on an ONNX Runtime session: windows, logits, null-relative span scores, top answers.
 
-    Spans are limited to the passage tokens and to ``max_answer_tokens``; each window's spans are scored
-    against that window's [CLS] null logit, as our reader was trained (see ``bot.reader``).
+    Spans are decoded by ``bot.span_decoding`` (the one decoder the PyTorch reader and training evaluation
+    use too): limited to the passage tokens and to ``max_answer_tokens``, each scored against its own window's
+    [CLS] null logit, as our reader was trained. Each answer's ``meta["margin"]`` is that raw margin.
     """
 
     def __init__(
@@ -271,38 +273,24 @@ class OnnxExtractiveReader:
         return starts, ends
 
     def _window_answers(self, query, document, window, start: np.ndarray, end: np.ndarray) -> list[ExtractedAnswer]:
-        null = start[0] + end[0] if self.null_relative_scores else 0.0
-        passage = np.array([i for i, s in enumerate(window.sequence_ids) if s == 1], dtype=np.int64)
-        if passage.size == 0:
-            return []
-        s, e = start[passage], end[passage]
-        scores = s[:, None] + e[None, :] - null
-        offsets = np.arange(passage.size)
-        band = (offsets[None, :] >= offsets[:, None]) & (offsets[None, :] - offsets[:, None] < self.max_answer_tokens)
-        scores = np.where(band, scores, -np.inf)
-        flat_scores = scores.ravel()
-        best = self.answers_per_window
-        if best < flat_scores.size:  # partial selection: a full sort of the n x n grid cost ~1 ms per window
-            candidates = np.argpartition(flat_scores, -best)[-best:]
-        else:
-            candidates = np.arange(flat_scores.size)
-        flat = candidates[np.argsort(flat_scores[candidates])[::-1]]
-        answers = []
-        for position in flat:
-            score = scores.flat[position]
-            if not np.isfinite(score):
-                break
-            first, last = passage[position // passage.size], passage[position % passage.size]
-            char_start, char_end = window.offsets[first][0], window.offsets[last][1]
-            probability = float(1 / (1 + np.exp(-(self.calibration_factor * score + self.calibration_bias))))
-            answers.append(
-                ExtractedAnswer(
-                    query=query,
-                    score=probability,
-                    data=document.content[char_start:char_end],
-                    document=document,
-                    document_offset=ExtractedAnswer.Span(char_start, char_end),
-                    meta={},
-                )
+        passage = [i for i, s in enumerate(window.sequence_ids) if s == 1]
+        decoded = decode_window(
+            start,
+            end,
+            passage,
+            window.offsets,
+            max_answer_tokens=self.max_answer_tokens,
+            top_n=self.answers_per_window,
+            null_relative=self.null_relative_scores,
+        )
+        return [
+            ExtractedAnswer(
+                query=query,
+                score=calibrated(span.margin, self.calibration_factor, self.calibration_bias),
+                data=document.content[span.char_start : span.char_end],
+                document=document,
+                document_offset=ExtractedAnswer.Span(span.char_start, span.char_end),
+                meta={"margin": span.margin},
             )
-        return answers
+            for span in decoded.spans
+        ]

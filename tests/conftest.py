@@ -12,6 +12,7 @@ from bot.config import PROJECT_ROOT, Settings, load_settings
 
 DATA_DIR = Path(__file__).parent / "data"
 QUESTIONS_FILE = DATA_DIR / "aleppo_questions.json"
+UNANSWERABLE_FILE = DATA_DIR / "aleppo_unanswerable.json"  # test set only: never tuned on (issue 7)
 SEED_ARTICLE = PROJECT_ROOT / "data" / "articles" / "aleppo-siege-2016.txt"
 BOILERPLATE_MARKERS = ("NOW WATCH", "F-35", "Emails & Alerts", "Site highlights", "Follow Business Insider")
 

@@ -1,14 +1,20 @@
-"""Answer quality on the hand-written Aleppo question set, through the whole service (retrieval + reader).
+"""Answer quality on the hand-written Aleppo question sets, through the whole service (retrieval + reader +
+answer verifier).
 
-The floors sit just under the numbers measured when the reader was committed (README, "Quality"); a drop
-below them means a regression in chunking, retrieval, the reader or the no-answer rule.
+The floors sit just under the numbers measured when the verifier was committed (README, "Quality"); a drop
+below them means a regression in chunking, retrieval, the reader, the verifier or the no-answer rule. One
+question is worth ~2 points on the answerable set and 2.5 on the unanswerable one.
 """
 
 from bot.answering import QAService
 from bot.evaluation import evaluate, load_questions
-from tests.conftest import QUESTIONS_FILE
+from tests.conftest import QUESTIONS_FILE, UNANSWERABLE_FILE
 
-FLOORS = {"exact_match": 76.0, "f1": 83.0, "no_answer_accuracy": 91.0, "retrieval_recall": 96.0}
+# measured: EM 76.5, F1 84.1, no-answer accuracy 88.2, recall 100 (reader alone: 78.4 / 86.1 / 94.1 / 100)
+FLOORS = {"exact_match": 74.0, "f1": 82.0, "no_answer_accuracy": 86.0, "retrieval_recall": 96.0}
+# measured: 70.0 % of the 40 refused (reader alone: 50.0 %); confidence AUROC and ECE over both files below
+UNANSWERABLE_REFUSED_FLOOR = 67.0
+BOTH_FILES_FLOORS = {"confidence_auroc": 70.0}
 
 
 def test_question_set_scores_above_floor(qa_service: QAService):
@@ -19,4 +25,21 @@ def test_question_set_scores_above_floor(qa_service: QAService):
     summary = report.summary()
     print(summary)
     for metric, floor in FLOORS.items():
+        assert summary[metric] >= floor, (metric, summary[metric], floor)
+
+
+def test_topic_related_unanswerable_questions_are_refused(qa_service: QAService):
+    """tests/data/aleppo_unanswerable.json: a test set only, never tuned on (issue 7)."""
+    questions = load_questions(UNANSWERABLE_FILE)
+    assert len(questions) >= 30 and not any(q.golds for q in questions)
+    summary = evaluate(qa_service, questions).summary()
+    print(summary)
+    assert summary["refused_unanswerable"] >= UNANSWERABLE_REFUSED_FLOOR, summary
+
+
+def test_confidence_ranks_right_answers_above_wrong_ones(qa_service: QAService):
+    questions = load_questions(QUESTIONS_FILE) + load_questions(UNANSWERABLE_FILE)
+    summary = evaluate(qa_service, questions).summary()
+    print(summary)
+    for metric, floor in BOTH_FILES_FLOORS.items():
         assert summary[metric] >= floor, (metric, summary[metric], floor)

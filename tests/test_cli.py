@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from tests.conftest import QUESTIONS_FILE
+from tests.conftest import QUESTIONS_FILE, UNANSWERABLE_FILE
 
 runner = CliRunner()
 
@@ -91,12 +91,15 @@ def test_bad_config_exits_2(tmp_path: Path):
 
 def test_eval_prints_metrics_and_writes_report(config_file: Path, tmp_path: Path):
     report = tmp_path / "report.json"
-    result = runner.invoke(app, ["eval", str(QUESTIONS_FILE), "--config", str(config_file), "--report", str(report)])
+    files = [str(QUESTIONS_FILE), str(UNANSWERABLE_FILE)]
+    result = runner.invoke(app, ["eval", *files, "--config", str(config_file), "--report", str(report)])
     assert result.exit_code == 0, result.output
-    for label in ("exact match", "F1", "no-answer accuracy", "retrieval recall@"):
+    labels = ("exact match", "F1", "no-answer accuracy", "retrieval recall@", "refused unanswerable", "AUROC", "ECE")
+    for label in labels:
         assert label in result.output
     payload = json.loads(report.read_text())
-    assert payload["summary"]["answerable"] == 51 and len(payload["questions"]) == 68
+    assert payload["summary"]["answerable"] == 51 and len(payload["questions"]) == 68 + 40
+    assert payload["summary"]["unanswerable"] == 17 + 40
 
 
 def test_index_is_idempotent_from_cli(config_file: Path):

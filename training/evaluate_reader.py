@@ -1,9 +1,9 @@
 """Evaluate a reader checkpoint or export on the held-out SQuAD articles; print a table, write metrics.json.
 
 * Exact match and token F1 with the official SQuAD v1.1 normalisation, over the by-article validation split
-  (best span over all windows of a paragraph, at most ``max_answer_tokens`` long — standard post-processing).
+  (best span over all windows of a paragraph, decoded by ``bot.span_decoding`` exactly as the bot serves).
 * No-answer precision/recall on held-out negatives (validation questions paired with a paragraph of another
-  validation article): the reader abstains when its [CLS] null score beats the best span.
+  validation article): the reader abstains when its best span does not beat its own window's null score.
 
     python -m training.evaluate_reader models/reader --out models/reader/metrics.json
 """
@@ -24,25 +24,39 @@ import typer
 from tqdm import tqdm
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+from bot.span_decoding import DEFAULT_MAX_ANSWER_TOKENS, decode_window
 from bot.squad_metrics import best_over_golds, exact_match, token_f1
 from training.features import Feature, WindowSettings, build_features
+from training.hard_negatives import build_hard_negatives
 from training.squad_data import DEFAULT_SQUAD_PATH, QAExample, load_articles, make_negatives, split_by_article
 from training.train_reader import resolve_device
 
 
 @dataclass(frozen=True)
 class Prediction:
+    """An example's best span over its windows, as the served readers pick it (``bot.span_decoding``)."""
+
     text: str
     span_score: float  # start + end logit of the best span
-    null_score: float  # start + end logit at [CLS], smallest over the example's windows
+    null_score: float  # start + end logit at [CLS] of the window that span is in
+
+    @property
+    def margin(self) -> float:
+        """What the served confidence is computed from: span minus its own window's null."""
+        return self.span_score - self.null_score
 
 
-def validation_examples(squad: Path, sample: int | None, seed: int) -> tuple[list[QAExample], list[QAExample]]:
-    """Held-out positives (optionally a seeded sample) and as many held-out negatives as half of them."""
+def validation_examples(
+    squad: Path, sample: int | None, seed: int, hard: bool = False
+) -> tuple[list[QAExample], list[QAExample]]:
+    """Held-out positives (optionally a seeded sample) and as many held-out negatives as half of them:
+    other-article pairings, or with ``hard`` the on-topic mix of ``training.hard_negatives``."""
     split = split_by_article(load_articles(squad))
     positives = split.validation
     if sample is not None and sample < len(positives):
         positives = random.Random(seed).sample(positives, sample)
+    if hard:
+        return positives, build_hard_negatives(split.validation, max(1, len(positives) // 2), seed=seed + 7)
     negatives = make_negatives(split.validation, max(1, len(positives) // 2), seed=seed + 7)
     return positives, negatives
 
@@ -86,37 +100,26 @@ def run_logits(
 
 
 def predict(
-    examples: list[QAExample], features: list[Feature], logits, max_answer_tokens: int, n_best: int = 20
+    examples: list[QAExample], features: list[Feature], logits, max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS
 ) -> list[Prediction]:
-    """Best span per example across its windows, and its smallest null score."""
+    """Best span per example across its windows, decoded exactly as the served readers decode them.
+
+    Each window's spans are scored against that window's own null (``bot.span_decoding``), and the example's
+    answer is the span with the highest margin. An example without any span gets margin -1e9.
+    """
     best: dict[int, Prediction] = {}
     for feature, (start, end) in zip(features, logits, strict=True):
-        context = [i for i, span in enumerate(feature.offsets) if span is not None]
-        null = float(start[0] + end[0])
-        starts = sorted(context, key=lambda i: start[i], reverse=True)[:n_best]
-        ends = sorted(context, key=lambda i: end[i], reverse=True)[:n_best]
-        candidate = None
-        for s in starts:
-            for e in ends:
-                if e < s or e - s + 1 > max_answer_tokens:
-                    continue
-                score = float(start[s] + end[e])
-                if candidate is None or score > candidate[0]:
-                    candidate = (score, s, e)
+        passage = [i for i, span in enumerate(feature.offsets) if span is not None]
+        decoded = decode_window(start, end, passage, feature.offsets, max_answer_tokens, top_n=1)
         previous = best.get(feature.example_index)
-        null_score = min(null, previous.null_score) if previous else null
-        if candidate is None:
+        if not decoded.spans:
             if previous is None:
-                best[feature.example_index] = Prediction("", -1e9, null_score)
-            else:
-                best[feature.example_index] = Prediction(previous.text, previous.span_score, null_score)
+                best[feature.example_index] = Prediction("", -1e9, 0.0)
             continue
-        score, s, e = candidate
-        text = examples[feature.example_index].context[feature.offsets[s][0] : feature.offsets[e][1]]
-        if previous is None or score > previous.span_score:
-            best[feature.example_index] = Prediction(text, score, null_score)
-        else:
-            best[feature.example_index] = Prediction(previous.text, previous.span_score, null_score)
+        span = decoded.spans[0]
+        if previous is None or span.margin > previous.margin:
+            text = examples[feature.example_index].context[span.char_start : span.char_end]
+            best[feature.example_index] = Prediction(text, span.margin + decoded.null_logit, decoded.null_logit)
     return [best[i] for i in range(len(examples))]
 
 
@@ -130,7 +133,7 @@ def score(
     f1 = 100 * np.mean([best_over_golds(token_f1, p.text, ex.answers) for ex, p in pairs])
 
     def abstains(p: Prediction) -> bool:
-        return p.null_score - p.span_score > null_margin
+        return -p.margin > null_margin
 
     true_abstain = sum(abstains(p) for p in neg_preds)
     false_abstain = sum(abstains(p) for p in pos_preds)
@@ -154,7 +157,7 @@ def fit_calibration(
     "Right" means token F1 >= 0.5 for an answerable question; any answer to a negative is wrong. The bot
     uses these two numbers so that its confidence reads as a probability and 0.5 is a natural threshold.
     """
-    margins = np.clip([p.span_score - p.null_score for p in predictions], -30.0, 30.0).astype(np.float64)
+    margins = np.clip([p.margin for p in predictions], -30.0, 30.0).astype(np.float64)
     labels = np.zeros_like(margins)
     for i, example in enumerate(positives):
         labels[i] = best_over_golds(token_f1, predictions[i].text, example.answers) >= 0.5
@@ -179,6 +182,7 @@ def main(
     max_answer_tokens: int = 30,
     batch_size: int = 64,
     seed: int = 7,
+    hard_negatives: Annotated[bool, typer.Option(help="Negatives from training.hard_negatives (on-topic).")] = False,
     threads: int = 2,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (cuda when available).")] = "cpu",
 ) -> None:
@@ -186,7 +190,7 @@ def main(
     torch.set_num_threads(threads)
     target = resolve_device(device)
     started = time.time()
-    positives, negatives = validation_examples(squad, sample, seed)
+    positives, negatives = validation_examples(squad, sample, seed, hard_negatives)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=torch.float32).to(target).eval()
     examples = positives + negatives
@@ -198,7 +202,8 @@ def main(
     metrics.update(
         {
             "model": str(model_dir),
-            "split": "SQuAD v1.1 train, 40 held-out articles (training.squad_data.split_by_article, seed 13)",
+            "split": "SQuAD v1.1 train, 40 held-out articles (training.squad_data.split_by_article, seed 13)"
+            + (", hard negatives (training.hard_negatives)" if hard_negatives else ""),
             "max_seq_length": max_seq_length,
             "doc_stride": doc_stride,
             "max_answer_tokens": max_answer_tokens,

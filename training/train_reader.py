@@ -26,6 +26,7 @@ from tqdm import tqdm
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
 
 from training.features import Feature, WindowSettings, build_features
+from training.hard_negatives import build_hard_negatives
 from training.squad_data import DEFAULT_SQUAD_PATH, load_articles, make_negatives, split_by_article
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -133,6 +134,9 @@ def main(
     ] = 60000,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training windows.")] = 1,
     negative_share: Annotated[float, typer.Option(help="Share of negatives in the training mix.")] = 0.33,
+    hard_negatives: Annotated[
+        bool, typer.Option(help="Negatives from training.hard_negatives (on-topic) instead of other articles only.")
+    ] = False,
     max_seq_length: int = 256,
     doc_stride: int = 128,
     batch_size: int = 32,
@@ -182,6 +186,8 @@ def main(
         "seen_questions": seen_questions,
         "segment_ids": segment_ids,
     }
+    if hard_negatives:  # only when set, so that checkpoints of earlier runs still resume
+        config["hard_negatives"] = True
     checkpoint_dir = out / "checkpoint"
     if resume:
         state = torch.load(checkpoint_dir / "trainer_state.pt", weights_only=False)
@@ -205,7 +211,11 @@ def main(
     wanted = len(pool) if train_questions <= 0 else min(train_questions, len(pool))
     positives = rng.sample(pool, wanted)
     negative_count = round(len(positives) * negative_share / (1 - negative_share))
-    negatives = make_negatives(split.train, negative_count, seed=seed + 1 + (1000 if seen_questions else 0))
+    negative_seed = seed + 1 + (1000 if seen_questions else 0)
+    if hard_negatives:
+        negatives = build_hard_negatives(split.train, negative_count, seed=negative_seed)
+    else:
+        negatives = make_negatives(split.train, negative_count, seed=negative_seed)
     log.info(
         "train: %d positives + %d negatives; held-out validation: %d questions from %d articles",
         len(positives),

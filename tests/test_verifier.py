@@ -1,0 +1,63 @@
+"""The answer verifier (bot.verifier): its word features, its file, and the config switch in QAService."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.answering import QAService
+from bot.errors import ModelLoadError
+from bot.models import reader_verifier
+from bot.verifier import FEATURES, AnswerVerifier, content_stems, span_features, stem
+from tests.conftest import settings_with
+
+PASSAGE = (
+    "But the Free Syrian Army — aided by a military alliance of several rebel brigades known as Jaysh al Fateh, "
+    "or the Army of Conquest — successfully regained control over a significant portion of Aleppo."
+)
+
+
+def _features(question: str, answer: str = "Jaysh al Fateh") -> dict[str, float]:
+    values = span_features(question, answer, 0.9, PASSAGE, PASSAGE, [0.2])
+    return dict(zip(FEATURES, values, strict=True))
+
+
+def test_stems_meet_across_word_forms_and_skip_question_words():
+    assert stem("leads") == stem("leader") == stem("lead")
+    assert stem("recaptured") == stem("recapture")
+    assert content_stems("Who leads the Free Syrian Army?") == {stem("leads"), "free", "syrian", "army"}
+
+
+def test_features_see_a_missing_question_word():
+    """Same span, same reader score: the question whose key word the passage lacks looks worse on every
+    overlap feature (the issue's "Who leads the Free Syrian Army?" → "Jaysh al Fateh")."""
+    asked, answered = _features("Who leads the Free Syrian Army?"), _features("Who aided the Free Syrian Army?")
+    assert answered["sentence_coverage"] == 1.0 and answered["missing_in_passage"] == 0
+    assert asked["sentence_coverage"] == 0.75 and asked["missing_in_passage"] == 1
+    assert _features("Who aided the Free Syrian Army in 2012?")["rare_missing"] == 1
+    assert _features("Who aided the Free Syrian Army?", answer="Free Syrian Army")["answer_in_question"] == 1.0
+    assert _features("Who aided the Free Syrian Army in Brasília?")["missing_in_passage"] == 1
+    assert stem("Brasília") == stem("Brasilia")
+
+
+def test_verifier_file_must_match_the_features(tmp_path: Path):
+    path = tmp_path / "verifier.json"
+    path.write_text(json.dumps({"features": ["reader_logit"], "weights": [1.0], "bias": 0.0}))
+    with pytest.raises(ModelLoadError, match=r"reader\.verifier"):
+        AnswerVerifier.from_file(path)
+
+
+def test_config_switch(service_settings, tmp_path: Path):
+    """reader.verifier null serves the reader's own score; a missing file is a clear load error."""
+    assert reader_verifier(service_settings) is not None
+    plain = settings_with(service_settings, reader=service_settings.reader.model_copy(update={"verifier": None}))
+    assert reader_verifier(plain) is None
+    missing = service_settings.reader.model_copy(update={"verifier": str(tmp_path / "none.json")})
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        reader_verifier(settings_with(service_settings, reader=missing))
+    question = "Who backs Ahrar al-Sham?"
+    reader_only = QAService.from_settings(plain).answer_with_passages(question, no_answer_threshold=0.0)[0]
+    spans, _ = QAService.from_settings(plain).candidates(question)
+    assert reader_only.score == pytest.approx(spans[0].score)
