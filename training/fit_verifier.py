@@ -187,7 +187,7 @@ def main(
     answerable_per_half: int = 400,
     hard_per_half: int = 400,
     l2: float = 1.0,
-    max_f1_drop: Annotated[float, typer.Option(help="Threshold rule: answerable F1 lost vs the reader alone.")] = 2.0,
+    max_f1_drop: Annotated[float, typer.Option(help="Threshold rule: answerable F1 lost vs the reader alone.")] = 1.0,
     reuse_rows: Annotated[bool, typer.Option(help="Refit on WORK/rows.jsonl without asking again.")] = False,
 ) -> None:
     """Fit on the ``fit`` half, report both halves, write the verifier JSON."""
