@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -90,7 +91,8 @@ async def test_private_follow_up_and_new(client: EmulatorClient):
 async def test_answer_shows_confidence_in_words_and_a_short_source(client: EmulatorClient):
     reply = await say(client, 602, "who backs Ahrar al-Sham?")
     text = shown_text(reply)
-    assert "very sure (" in text or "fairly sure (" in text
+    # the level follows the served score (the verifier's P(right)); the words and the number are both shown
+    assert re.search(r"\n(very sure|fairly sure|somewhat sure|not sure) \(\d{1,3}%\)\n", text), text
     source_line = text.strip().splitlines()[-1]
     assert source_line.startswith("— Syria's opposition") and source_line.endswith("…") and len(source_line) <= 64
 
