@@ -126,14 +126,15 @@ class QueryPipeline:
             inputs["bm25_retriever"] = {"query": question, "filters": filters}
         return self.retrieval.run(inputs)[self.passages_from]["documents"]
 
-    def with_index(self, settings: Settings, faiss_store: FAISSDocumentStore, keyword: KeywordIndex) -> QueryPipeline:
-        """The same models over another index build: new retrievers, the same (warm) embedder and reader.
+    def with_index(self, settings: Settings, index: Any) -> QueryPipeline:
+        """The same models over another index (a ``bot.stores.ArticleIndex``): new retrievers, the same (warm)
+        embedder and reader.
 
         The question embedder moves from this pipeline to the new one (a Haystack component belongs to one
         pipeline), so this pipeline must not be used afterwards.
         """
         text_embedder = self.retrieval.remove_component("text_embedder")
-        retrieval, passages_from = build_retrieval_pipeline(settings, faiss_store, keyword, text_embedder)
+        retrieval, passages_from = index.retrieval_pipeline(settings, text_embedder)
         return QueryPipeline(retrieval, self.reader, passages_from)
 
     def run(
@@ -171,21 +172,37 @@ def build_query_pipeline(settings: Settings, faiss_store: FAISSDocumentStore, ke
 def build_retrieval_pipeline(
     settings: Settings, faiss_store: FAISSDocumentStore, keyword: KeywordIndex, text_embedder: Any
 ) -> tuple[Pipeline, str]:
-    """The retrieval half over one index build, and the name of the component whose passages are read."""
+    """The retrieval half over one FAISS index build, and the name of the component whose passages are read."""
+    retrieval = settings.retrieval
+    return assemble_retrieval(
+        settings,
+        text_embedder,
+        FAISSEmbeddingRetriever(document_store=faiss_store, top_k=retrieval.dense_top_k),
+        KeywordRetriever(index=keyword, top_k=retrieval.bm25_top_k) if retrieval.bm25_top_k > 0 else None,
+    )
+
+
+def assemble_retrieval(
+    settings: Settings, text_embedder: Any, dense_retriever: Any, keyword_retriever: Any | None
+) -> tuple[Pipeline, str]:
+    """Embedder → dense retriever (+ keyword retriever) → RRF joiner (→ agreement filter), for any store.
+
+    The one place the retrieval graph is wired: the FAISS + bm25s index and the PostgreSQL store
+    (``bot.stores.pgvector_store``) hand in their own retrievers. Returns the pipeline and the name of the
+    component whose passages the reader reads.
+    """
     retrieval = settings.retrieval
     pipeline = Pipeline()
     pipeline.add_component("text_embedder", text_embedder)
-    pipeline.add_component(
-        "dense_retriever", FAISSEmbeddingRetriever(document_store=faiss_store, top_k=retrieval.dense_top_k)
-    )
+    pipeline.add_component("dense_retriever", dense_retriever)
     pipeline.add_component(
         "joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=retrieval.top_k, sort_by_score=True)
     )
     pipeline.connect("text_embedder.embedding", "dense_retriever.query_embedding")
     pipeline.connect("dense_retriever.documents", "joiner.documents")
     passages_from = "joiner"
-    if retrieval.bm25_top_k > 0:
-        pipeline.add_component("bm25_retriever", KeywordRetriever(index=keyword, top_k=retrieval.bm25_top_k))
+    if keyword_retriever is not None:
+        pipeline.add_component("bm25_retriever", keyword_retriever)
         pipeline.connect("bm25_retriever.documents", "joiner.documents")
         if retrieval.dense_only_top is not None:
             pipeline.add_component("agreement", RetrievalAgreementFilter(dense_only_top=retrieval.dense_only_top))
