@@ -224,6 +224,7 @@ class PgvectorArticleStore:
         """Connect and make sure every table and index exists (or, with ``create=False``, that they do)."""
         try:
             if self.create:
+                self._create_namespace()
                 self._create_schema()
             self.documents._ensure_db_setup()
             self.version()
@@ -336,6 +337,14 @@ class PgvectorArticleStore:
         )
         assert row is not None
         return int(row[0])
+
+    def _create_namespace(self) -> None:
+        """The PostgreSQL schema itself, on a connection of its own (the Haystack store's first query needs it)."""
+        if self.schema == "public":
+            return
+        with connect({DSN_ENV: self.documents.connection_string.resolve_value() or ""}, autocommit=True) as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+            connection.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.schema)))
 
     def _create_schema(self) -> None:
         """Our tables, created once under an advisory lock (the chunk table is the Haystack store's own)."""
