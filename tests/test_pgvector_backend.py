@@ -245,3 +245,48 @@ def test_a_store_that_cannot_be_reached_fails_at_start(pg_settings: Settings, mo
     monkeypatch.setenv(DSN_ENV, "postgresql://qabot:x@127.0.0.1:1/qabot")
     with pytest.raises(StoreUnavailableError, match="cannot connect to PostgreSQL"):
         stores.load_index(pg_settings)
+
+
+# -- the local deployment: workers behind haproxy -----------------------------------------------------------
+
+
+def _free_port_base(count: int) -> int:
+    import random
+    import socket
+
+    for _ in range(50):
+        base = random.randint(20_000, 40_000)
+        try:
+            sockets = [socket.create_server(("127.0.0.1", base + i)) for i in range(count)]
+        except OSError:
+            continue
+        for sock in sockets:
+            sock.close()
+        return base
+    raise RuntimeError("no free ports")
+
+
+def test_deploy_local_two_workers_share_store_and_conversations(pg_settings: Settings, tmp_path):
+    """scripts/deploy-local.sh: haproxy round-robins, so the follow-up reaches the other worker."""
+    import httpx
+
+    script = PROJECT_ROOT / "scripts" / "deploy-local.sh"
+    base = _free_port_base(3)
+    env = {**os.environ, "QABOT_CONFIG": str(_config_file(pg_settings, tmp_path)),
+           "QABOT_DEPLOY_DIR": str(tmp_path / "run"), "QABOT_LB_PORT": str(base)}  # fmt: skip
+    started = subprocess.run(["bash", str(script), "start", "2"], env=env, capture_output=True, text=True, timeout=600)
+    if started.returncode != 0 and "haproxy is missing" in started.stderr:
+        pytest.skip("haproxy is not installed and cannot be installed here (not root)")
+    try:
+        assert started.returncode == 0, started.stderr
+        url = started.stdout.strip().splitlines()[-1].split("=", 1)[1]
+        with httpx.Client(base_url=url, timeout=60) as client:
+            client.post("/ask", json={"question": "Who backs Ahrar al-Sham?", "conversation_id": "lb-1"})
+            follow_up = client.post(
+                "/ask", json={"question": "Who characterises it as a terror organisation?", "conversation_id": "lb-1"}
+            ).json()
+        assert "Ahrar al-Sham" in follow_up["question"] and "Russia" in (follow_up["answer"] or "")
+        answered = [(tmp_path / "run" / f"worker-{i}.log").read_text().count("POST /ask") for i in (1, 2)]
+        assert answered == [1, 1]  # one question each: the second worker resolved the first one's conversation
+    finally:
+        subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, timeout=120)
