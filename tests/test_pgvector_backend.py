@@ -235,6 +235,22 @@ def test_conversation_state_is_bounded_and_expires(pg_settings: Settings):
     store.close()
 
 
+def test_conversation_store_reconnects_after_the_connection_drops(pg_settings: Settings, pg_dsn: str):  # noqa: F811
+    import psycopg
+
+    from bot.conversation import Turn
+    from bot.stores.pgvector_conversations import PostgresConversationStore
+
+    store = PostgresConversationStore(pg_settings)
+    store.append("c2", Turn("q", "q", "a"))
+    pid = store._connection.info.backend_pid
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    assert [t.question for t in store.get("c2")] == ["q"]  # a new connection, the same state
+    store.reset("c2")
+    store.close()
+
+
 def test_conversations_stay_in_memory_with_faiss(project_settings: Settings):
     from bot.conversation import InMemoryConversationStore
 

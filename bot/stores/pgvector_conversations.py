@@ -12,15 +12,18 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import TypeVar
 
-from psycopg import Connection, Error
+from psycopg import Connection, Error, OperationalError
 from psycopg.sql import SQL, Composed, Identifier
 
 from bot.config import Settings
 from bot.conversation import Turn
 from bot.stores.pgvector_store import StoreUnavailableError, connect, reason
 
+T = TypeVar("T")
 _SCHEMA_LOCK = 0x71AB08  # two workers starting together must not race on CREATE TABLE
 
 
@@ -99,15 +102,29 @@ class PostgresConversationStore:
             )
             connection.execute(self._sql("CREATE INDEX IF NOT EXISTS {index} ON {table} (updated_at)"))
 
-    def _run(self, work):
+    def _run(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` under the lock; a dropped connection (server restart, failover) is opened again
+        once, so a worker outlives its database connection."""
         with self._lock:
-            try:
-                return work(self._connection)
-            except Error as error:
-                raise StoreUnavailableError(f"conversation state in PostgreSQL failed: {reason(error)}") from None
+            for attempt in (1, 2):
+                try:
+                    if self._connection.closed:
+                        self._connection = connect(os.environ, autocommit=True)
+                    return work(self._connection)
+                except OperationalError as error:
+                    self._connection.close()
+                    if attempt == 2:
+                        raise _failed(error) from None
+                except Error as error:
+                    raise _failed(error) from None
+            raise AssertionError("unreachable")
 
     def _sql(self, template: str) -> Composed:
         return SQL(template).format(table=self._table, index=self._index)
+
+
+def _failed(error: Error) -> StoreUnavailableError:
+    return StoreUnavailableError(f"conversation state in PostgreSQL failed: {reason(error)}")
 
 
 def _turn(item: dict) -> Turn:
