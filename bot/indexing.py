@@ -162,14 +162,15 @@ def add_article(settings: Settings, path: Path, progress_bar: bool = True) -> tu
 
     The file is checked before anything is copied, so a bad file changes nothing.
     """
+    article = load_article(path)
     with index_write_lock(settings.resolve(settings.index_dir), settings.index.lock_timeout_s):
-        article = copy_into_articles(settings, path)
+        copy_into_articles(settings, path, article)
         return article.info, _build(settings, False, progress_bar)
 
 
-def copy_into_articles(settings: Settings, path: Path) -> Article:
-    """Validate an article file and copy it into ``articles_dir`` (the caller holds the write lock)."""
-    article = load_article(path)
+def copy_into_articles(settings: Settings, path: Path, article: Article) -> None:
+    """Copy a validated article file (``article``, read from ``path``) into ``articles_dir``; the caller holds
+    the write lock."""
     articles_dir = settings.resolve(settings.articles_dir)
     target = articles_dir / f"{article_id_for(path)}.txt"
     if target.exists() and target.resolve() != path.resolve() and target.read_bytes() != path.read_bytes():
@@ -180,7 +181,6 @@ def copy_into_articles(settings: Settings, path: Path) -> Article:
         shutil.copyfile(path, temporary)
         os.replace(temporary, target)
         _checkpoint("copied")
-    return article
 
 
 def remove_article(settings: Settings, article_id: str, progress_bar: bool = True) -> BuildResult:

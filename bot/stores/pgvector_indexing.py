@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from bot.articles import Article, ArticleInfo, article_id_for, load_articles
+from bot.articles import Article, ArticleInfo, article_id_for, load_article, load_articles
 from bot.config import Settings
 from bot.errors import ArticleError
 from bot.indexing import (
@@ -66,10 +66,11 @@ def sync_index(settings: Settings, force: bool = False, progress_bar: bool = Tru
 def add_article(settings: Settings, path: Path, progress_bar: bool = True) -> tuple[ArticleInfo, BuildResult]:
     """Validate the file, copy it into the articles folder, and upsert that one article (one transaction)."""
     started = time.perf_counter()
+    article = load_article(path)  # a bad file changes nothing
     with index_write_lock(settings.resolve(settings.index_dir), settings.index.lock_timeout_s):
         store = open_store(settings)  # before the copy: no store, nothing changed
         try:
-            article = copy_into_articles(settings, path)
+            copy_into_articles(settings, path, article)
             fingerprint = article_fingerprint(article, settings)
             unchanged = store.article_fingerprints().get(article.info.article_id) == fingerprint
             pending = [] if unchanged else [(article, fingerprint)]
