@@ -10,9 +10,9 @@
 #
 # Layout (README "Deployment"):
 #
-#   Telegram ──webhook──► bot (telegram.mode: webhook) ─┐
-#   HTTP clients ───────────────────────────────────────┴─► haproxy 127.0.0.1:$QABOT_LB_PORT (round robin,
-#        GET /health checks) ─► qabot serve 127.0.0.1:$QABOT_LB_PORT+1 … +N ─► PostgreSQL + pgvector
+#   HTTP clients ─► haproxy 127.0.0.1:$QABOT_LB_PORT (round robin, GET /health checks)
+#        ─► qabot serve 127.0.0.1:$QABOT_LB_PORT+1 … +N ─► PostgreSQL + pgvector
+#   (the Telegram bot in webhook mode, beside them on the same store, is documented in the README, not started here)
 #
 # The workers keep nothing a follow-up needs in memory: with document_store.backend: pgvector the chunks and
 # the conversations are in PostgreSQL (QABOT_PG_DSN), so any worker answers any request. With the faiss
