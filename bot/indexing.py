@@ -109,9 +109,19 @@ class LoadedIndex:
         return self.store.count_documents()
 
     def retrieval_pipeline(self, settings: Settings, text_embedder: Any) -> tuple[Pipeline, str]:
-        from bot.pipeline import build_retrieval_pipeline
+        """FAISS top-k (+ bm25s top-k) over this build, wired by ``bot.pipeline.assemble_retrieval``."""
+        from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever
 
-        return build_retrieval_pipeline(settings, self.store, self.keyword, text_embedder)
+        from bot.keyword_index import KeywordRetriever
+        from bot.pipeline import assemble_retrieval
+
+        retrieval = settings.retrieval
+        return assemble_retrieval(
+            settings,
+            text_embedder,
+            FAISSEmbeddingRetriever(document_store=self.store, top_k=retrieval.dense_top_k),
+            KeywordRetriever(index=self.keyword, top_k=retrieval.bm25_top_k) if retrieval.bm25_top_k > 0 else None,
+        )
 
 
 def article_fingerprint(article: Article, settings: Settings) -> str:

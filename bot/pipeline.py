@@ -1,8 +1,11 @@
 """The query pipeline, assembled in one place so the whole flow reads in one screen.
 
-    question ─► text_embedder ─► dense_retriever (FAISS) ─┐
-            └─────────────────► bm25_retriever (bm25s) ───┴► joiner (reciprocal rank fusion)
-                  ─► agreement (drop low FAISS-only passages, see bot.passage_filter) ─► reader
+    question ─► text_embedder ─► dense_retriever (FAISS | pgvector) ──────────┐
+            └─────────────────► bm25_retriever (bm25s | PostgreSQL full text) ┴► joiner (reciprocal rank fusion)
+                  ─► agreement (drop low dense-only passages, see bot.passage_filter) ─► reader
+
+The retrievers come from the store (``bot.stores``: a FAISS build or the PostgreSQL store); the graph is
+wired here, in ``assemble_retrieval``, for both.
 
 BM25 is there because names such as "Ahrar al-Sham" or "Jaysh al Fateh" are lexical: a small sentence
 embedder knows little about them, an exact-term match knows exactly.
@@ -19,11 +22,8 @@ from typing import Any
 
 from haystack import Document, ExtractedAnswer, Pipeline
 from haystack.components.joiners import DocumentJoiner
-from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever
-from haystack_integrations.document_stores.faiss import FAISSDocumentStore
 
 from bot.config import Settings
-from bot.keyword_index import KeywordIndex, KeywordRetriever
 from bot.models import embedder_model, embedder_onnx_files, onnx_file, reader_calibration, reader_model
 from bot.onnx_components import OnnxDocumentEmbedder, OnnxExtractiveReader, OnnxTextEmbedder
 from bot.passage_filter import RetrievalAgreementFilter
@@ -161,25 +161,6 @@ class QueryPipeline:
             pairs = zip(questions, passages, strict=True)
             answers = [self.reader.run(query=q, documents=p)["answers"] for q, p in pairs]
         return list(zip(answers, passages, strict=True))
-
-
-def build_query_pipeline(settings: Settings, faiss_store: FAISSDocumentStore, keyword: KeywordIndex) -> QueryPipeline:
-    """Embed → FAISS top-k (+ BM25 top-k) → reciprocal rank fusion → extractive reader."""
-    retrieval, passages_from = build_retrieval_pipeline(settings, faiss_store, keyword, build_text_embedder(settings))
-    return QueryPipeline(retrieval, build_reader(settings), passages_from)
-
-
-def build_retrieval_pipeline(
-    settings: Settings, faiss_store: FAISSDocumentStore, keyword: KeywordIndex, text_embedder: Any
-) -> tuple[Pipeline, str]:
-    """The retrieval half over one FAISS index build, and the name of the component whose passages are read."""
-    retrieval = settings.retrieval
-    return assemble_retrieval(
-        settings,
-        text_embedder,
-        FAISSEmbeddingRetriever(document_store=faiss_store, top_k=retrieval.dense_top_k),
-        KeywordRetriever(index=keyword, top_k=retrieval.bm25_top_k) if retrieval.bm25_top_k > 0 else None,
-    )
 
 
 def assemble_retrieval(
