@@ -23,6 +23,7 @@ from bot import stores
 from bot.answering import QAService
 from bot.cli import app
 from bot.config import PROJECT_ROOT, DocumentStoreSettings, Settings
+from bot.errors import ArticleError
 from bot.evaluation import evaluate, load_questions
 from bot.indexing import KILL_AT_ENV
 from bot.server import create_app
@@ -169,6 +170,27 @@ def test_a_crash_in_the_middle_of_an_add_leaves_no_half_article(pg_settings: Set
     assert store.store.count_chunks("port-elwin-bridge") >= 1
     stores.remove_article(pg_settings, "port-elwin-bridge", progress_bar=False)
     store.store.close()
+
+
+def test_remove_on_another_machine_without_the_file(pg_settings: Settings, tmp_path, workers):
+    """A second machine (its own articles folder) removes an article another machine added to the store."""
+    path = tmp_path / "port-elwin-bridge.txt"
+    path.write_text(NEW_ARTICLE, encoding="utf-8")
+    stores.add_article(pg_settings, path, progress_bar=False)
+    elsewhere = settings_with(pg_settings, articles_dir=tmp_path / "other-articles", index_dir=tmp_path / "other-index")
+    (tmp_path / "other-articles").mkdir()
+    stores.remove_article(elsewhere, "port-elwin-bridge", progress_bar=False)
+    assert "port-elwin-bridge" not in [a.article_id for a in workers[0].articles()]
+    with pytest.raises(ArticleError, match="no article 'port-elwin-bridge' in the store"):
+        stores.remove_article(elsewhere, "port-elwin-bridge", progress_bar=False)
+    (pg_settings.resolve(pg_settings.articles_dir) / "port-elwin-bridge.txt").unlink()  # tidy this machine
+
+
+def test_health_reports_the_store(workers):
+    with TestClient(create_app(workers[0])) as client:
+        health = client.get("/health")
+    assert health.status_code == 200
+    assert health.json()["index"].startswith("pgvector:") and health.json()["chunks"] >= 20
 
 
 # -- configuration errors -----------------------------------------------------------------------------------
