@@ -82,7 +82,7 @@ def measure_pgvector(settings: Settings, dsn: str, articles: list[Article], ques
             store.upsert_article(article.info, documents)
         write_s = time.perf_counter() - started
 
-        pipeline = build_retrieval_pipeline(settings, store)
+        pipeline, _ = build_retrieval_pipeline(settings, store)
         retrieve(pipeline, "warm-up question about the article?")
         latencies, hits, answerable = [], 0, 0
         for question in questions:

@@ -2,7 +2,8 @@
 
 Models and the index are loaded once; ``answer`` is safe to call from many threads (one pipeline run at a
 time: on 2 cores, parallel runs would only fight over the same cores). Repeated questions are served from a
-bounded cache that is dropped whenever the index on disk changes (``qabot index add`` while the bot runs).
+bounded cache that is dropped whenever the index changes (``qabot index add`` while the bot runs, or another
+worker writing the shared PostgreSQL store).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from bot.answer import Alternative, Answer, Source
 from bot.articles import ArticleInfo
 from bot.config import Settings
 from bot.errors import QabotError
-from bot.indexing import LoadedIndex, current_build_name, load_index
 from bot.models import reader_verifier
-from bot.pipeline import build_query_pipeline
+from bot.pipeline import QueryPipeline, build_reader, build_text_embedder
 from bot.question_rules import clean_question, max_question_tokens
+from bot.stores import ArticleIndex, load_index
 from bot.verifier import span_features
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,11 @@ DEFAULT_NO_ANSWER_THRESHOLD = 0.5
 class QAService:
     """Question in, ``Answer`` out: retrieval (FAISS + BM25, fused) and the extractive reader."""
 
-    def __init__(self, settings: Settings, index: LoadedIndex) -> None:
+    def __init__(self, settings: Settings, index: ArticleIndex) -> None:
         self.settings = settings
         self._index = index
-        self._pipeline = build_query_pipeline(settings, index.store, index.keyword)
+        retrieval, passages_from = index.retrieval_pipeline(settings, build_text_embedder(settings))
+        self._pipeline = QueryPipeline(retrieval, build_reader(settings), passages_from)
         self._verifier = reader_verifier(settings)
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, Answer] = OrderedDict()
@@ -65,7 +67,8 @@ class QAService:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QAService:
-        """Load the index and every model now, so the first question is as fast as the next."""
+        """Load the index (FAISS build or PostgreSQL store, ``bot.stores``) and every model now, so the first
+        question is as fast as the next."""
         service = cls(settings, load_index(settings))
         service._pipeline.warm_up()
         return service
@@ -97,7 +100,7 @@ class QAService:
         """
         with self._lock:
             self._reload_if_index_changed()
-            return self._index.store.count_documents()
+            return self._index.count_chunks()
 
     @property
     def index_problem(self) -> str | None:
@@ -215,34 +218,37 @@ class QAService:
                 self._cache.popitem(last=False)
 
     def _reload_if_index_changed(self) -> None:
-        """Swap in the build ``CURRENT`` names when it changed: a fresh (index, retrievers) bundle, same models.
+        """Swap in the index version that is current now when it changed: a fresh (index, retrievers) bundle,
+        same models, and the answer cache dropped.
 
-        Cheap when nothing changed (one read of a small file). A build that cannot be read is not swapped
-        in: the service keeps answering from the index it holds, logs a warning, and tries again after
-        ``RELOAD_RETRY_S`` seconds or as soon as ``CURRENT`` names another build. Called under ``_lock``.
+        Cheap when nothing changed: one read of the small ``CURRENT`` file (FAISS), or one ``SELECT`` of the
+        store's version row (PostgreSQL, where another worker or ``qabot index add`` may have written). An
+        index that cannot be read is not swapped in: the service keeps answering from the one it holds, logs a
+        warning, and tries again after ``RELOAD_RETRY_S`` seconds or as soon as another version is current.
+        Called under ``_lock``.
         """
-        name = current_build_name(self.settings.resolve(self.settings.index_dir))
-        if name is None or name == self._index.build_dir.name:
-            self._unreadable = None  # CURRENT names the build in use again
+        name = self._index.current_marker(self.settings)
+        if name is None or name == self._index.marker:
+            self._unreadable = None  # the marker names the index in use again
             return
         if self._unreadable is not None and self._unreadable[0] == name and time.monotonic() < self._unreadable[1]:
             return
         try:
-            new_index = load_index(self.settings)
+            new_index = self._index.reload(self.settings)
         except QabotError as error:
             self._unreadable = (name, time.monotonic() + RELOAD_RETRY_S, str(error))
             log.warning(
-                "index on disk changed but cannot be loaded (%s); answering from %s, retrying in %.0f s",
+                "index changed but cannot be loaded (%s); answering from %s, retrying in %.0f s",
                 error,
-                self._index.build_dir.name,
+                self._index.marker,
                 RELOAD_RETRY_S,
             )
             return
-        self._pipeline = self._pipeline.with_index(self.settings, new_index.store, new_index.keyword)
+        self._pipeline = self._pipeline.with_index(self.settings, new_index)
         self._index = new_index
         self._unreadable = None
         self._cache.clear()
-        log.info("index changed on disk: now %s", new_index.build_dir.name)
+        log.info("index changed: now %s", new_index.marker)
 
     def _verified(self, question: str, spans: list[ExtractedAnswer]) -> list[ExtractedAnswer]:
         """Each span's score replaced by the verifier's P(right) (the reader's order is kept)."""

@@ -137,7 +137,7 @@ def index(
     """Index every article in the articles folder (a no-op when nothing changed)."""
     if ctx.invoked_subcommand is not None:
         return
-    from bot.indexing import build_index
+    from bot.stores import build_index
 
     _quiet_libraries()
     settings = _settings(config)
@@ -185,7 +185,7 @@ def index_remove(
     config: ConfigOption = None,
 ) -> None:
     """Delete an article from the articles folder and the index (nothing is embedded again)."""
-    from bot.indexing import remove_article
+    from bot.stores import remove_article
 
     _quiet_libraries()
     settings = _settings(config)

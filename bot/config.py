@@ -148,6 +148,21 @@ class IngestSettings(_Section):
     min_words: int = Field(50, ge=1, description="Less extracted text than this is not an article.")
 
 
+class DocumentStoreSettings(_Section):
+    """Where the chunks live (``document_store:`` in config.yaml); chosen in one place, ``bot.stores``."""
+
+    backend: Literal["faiss", "pgvector"] = Field(
+        "faiss", description="faiss: an index folder per process; pgvector: PostgreSQL shared by many workers."
+    )
+    pg_schema: str = Field(
+        "public", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="pgvector: the PostgreSQL schema of the tables."
+    )
+    create: bool = Field(True, description="pgvector: create missing tables; false on a read replica.")
+    conversation_table: str = Field(
+        "qabot_conversations", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="pgvector: conversation state."
+    )
+
+
 class Settings(_Section):
     articles_dir: Path = Path("data/articles")
     index_dir: Path = Path("index")
@@ -159,6 +174,7 @@ class Settings(_Section):
     answers: AnswerSettings = AnswerSettings()
     telegram: TelegramSettings = TelegramSettings()
     ingest: IngestSettings = IngestSettings()
+    document_store: DocumentStoreSettings = DocumentStoreSettings()
 
     def resolve(self, path: Path | str) -> Path:
         """A path from the settings as an absolute path.

@@ -91,6 +91,38 @@ class LoadedIndex:
     def articles(self) -> list[ArticleInfo]:
         return [ArticleInfo(**info) for info in self.manifest["articles"]]
 
+    # The ``bot.stores.ArticleIndex`` protocol, which QAService reads through:
+
+    @property
+    def marker(self) -> str:
+        """What identifies this build: the folder name that ``CURRENT`` names while it is active."""
+        return self.build_dir.name
+
+    def current_marker(self, settings: Settings) -> str | None:
+        """The build active on disk now (one read of a small file); None when there is none."""
+        return current_build_name(settings.resolve(settings.index_dir))
+
+    def reload(self, settings: Settings) -> LoadedIndex:
+        return load_index(settings)
+
+    def count_chunks(self) -> int:
+        return self.store.count_documents()
+
+    def retrieval_pipeline(self, settings: Settings, text_embedder: Any) -> tuple[Pipeline, str]:
+        """FAISS top-k (+ bm25s top-k) over this build, wired by ``bot.pipeline.assemble_retrieval``."""
+        from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever
+
+        from bot.keyword_index import KeywordRetriever
+        from bot.pipeline import assemble_retrieval
+
+        retrieval = settings.retrieval
+        return assemble_retrieval(
+            settings,
+            text_embedder,
+            FAISSEmbeddingRetriever(document_store=self.store, top_k=retrieval.dense_top_k),
+            KeywordRetriever(index=self.keyword, top_k=retrieval.bm25_top_k) if retrieval.bm25_top_k > 0 else None,
+        )
+
 
 def article_fingerprint(article: Article, settings: Settings) -> str:
     """Hash of everything that determines one article's chunks and vectors."""
@@ -141,36 +173,45 @@ def add_article(settings: Settings, path: Path, progress_bar: bool = True) -> tu
     The file is checked before anything is copied, so a bad file changes nothing.
     """
     article = load_article(path)
+    with index_write_lock(settings.resolve(settings.index_dir), settings.index.lock_timeout_s):
+        copy_into_articles(settings, path, article)
+        return article.info, _build(settings, False, progress_bar)
+
+
+def copy_into_articles(settings: Settings, path: Path, article: Article) -> None:
+    """Copy a validated article file (``article``, read from ``path``) into ``articles_dir``; the caller holds
+    the write lock."""
     articles_dir = settings.resolve(settings.articles_dir)
     target = articles_dir / f"{article_id_for(path)}.txt"
-    with index_write_lock(settings.resolve(settings.index_dir), settings.index.lock_timeout_s):
-        if target.exists() and target.resolve() != path.resolve() and target.read_bytes() != path.read_bytes():
-            raise ArticleError(
-                f"an article with id {article.info.article_id!r} already exists ({target}); rename the file"
-            )
-        articles_dir.mkdir(parents=True, exist_ok=True)
-        if target.resolve() != path.resolve():
-            temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-            shutil.copyfile(path, temporary)
-            os.replace(temporary, target)
-            _checkpoint("copied")
-        return article.info, _build(settings, False, progress_bar)
+    if target.exists() and target.resolve() != path.resolve() and target.read_bytes() != path.read_bytes():
+        raise ArticleError(f"an article with id {article.info.article_id!r} already exists ({target}); rename the file")
+    articles_dir.mkdir(parents=True, exist_ok=True)
+    if target.resolve() != path.resolve():
+        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        shutil.copyfile(path, temporary)
+        os.replace(temporary, target)
+        _checkpoint("copied")
 
 
 def remove_article(settings: Settings, article_id: str, progress_bar: bool = True) -> BuildResult:
     """Delete an article from ``articles_dir`` and from the index (no article is embedded again)."""
-    articles_dir = settings.resolve(settings.articles_dir)
     with index_write_lock(settings.resolve(settings.index_dir), settings.index.lock_timeout_s):
-        paths = [p for p in sorted(articles_dir.glob("*.txt")) if article_id_for(p) == article_id]
-        if not paths:
-            known = sorted(article_id_for(p) for p in articles_dir.glob("*.txt"))
-            raise ArticleError(f"no article {article_id!r} in {articles_dir} (articles: {', '.join(known) or 'none'})")
-        if len(list(articles_dir.glob("*.txt"))) == len(paths):
-            raise ArticleError(f"{article_id!r} is the only article; an index needs at least one")
-        for path in paths:
-            path.unlink()
-        _checkpoint("removed")
+        delete_from_articles(settings, article_id)
         return _build(settings, False, progress_bar)
+
+
+def delete_from_articles(settings: Settings, article_id: str) -> None:
+    """Delete an article's file from ``articles_dir``; refuses an unknown id or the last article."""
+    articles_dir = settings.resolve(settings.articles_dir)
+    paths = [p for p in sorted(articles_dir.glob("*.txt")) if article_id_for(p) == article_id]
+    if not paths:
+        known = sorted(article_id_for(p) for p in articles_dir.glob("*.txt"))
+        raise ArticleError(f"no article {article_id!r} in {articles_dir} (articles: {', '.join(known) or 'none'})")
+    if len(list(articles_dir.glob("*.txt"))) == len(paths):
+        raise ArticleError(f"{article_id!r} is the only article; an index needs at least one")
+    for path in paths:
+        path.unlink()
+    _checkpoint("removed")
 
 
 @contextmanager

@@ -1,8 +1,11 @@
 """The query pipeline, assembled in one place so the whole flow reads in one screen.
 
-    question ─► text_embedder ─► dense_retriever (FAISS) ─┐
-            └─────────────────► bm25_retriever (bm25s) ───┴► joiner (reciprocal rank fusion)
-                  ─► agreement (drop low FAISS-only passages, see bot.passage_filter) ─► reader
+    question ─► text_embedder ─► dense_retriever (FAISS | pgvector) ──────────┐
+            └─────────────────► bm25_retriever (bm25s | PostgreSQL full text) ┴► joiner (reciprocal rank fusion)
+                  ─► agreement (drop low dense-only passages, see bot.passage_filter) ─► reader
+
+The retrievers come from the store (``bot.stores``: a FAISS build or the PostgreSQL store); the graph is
+wired here, in ``assemble_retrieval``, for both.
 
 BM25 is there because names such as "Ahrar al-Sham" or "Jaysh al Fateh" are lexical: a small sentence
 embedder knows little about them, an exact-term match knows exactly.
@@ -19,11 +22,8 @@ from typing import Any
 
 from haystack import Document, ExtractedAnswer, Pipeline
 from haystack.components.joiners import DocumentJoiner
-from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever
-from haystack_integrations.document_stores.faiss import FAISSDocumentStore
 
 from bot.config import Settings
-from bot.keyword_index import KeywordIndex, KeywordRetriever
 from bot.models import embedder_model, embedder_onnx_files, onnx_file, reader_calibration, reader_model
 from bot.onnx_components import OnnxDocumentEmbedder, OnnxExtractiveReader, OnnxTextEmbedder
 from bot.passage_filter import RetrievalAgreementFilter
@@ -126,14 +126,15 @@ class QueryPipeline:
             inputs["bm25_retriever"] = {"query": question, "filters": filters}
         return self.retrieval.run(inputs)[self.passages_from]["documents"]
 
-    def with_index(self, settings: Settings, faiss_store: FAISSDocumentStore, keyword: KeywordIndex) -> QueryPipeline:
-        """The same models over another index build: new retrievers, the same (warm) embedder and reader.
+    def with_index(self, settings: Settings, index: Any) -> QueryPipeline:
+        """The same models over another index (a ``bot.stores.ArticleIndex``): new retrievers, the same (warm)
+        embedder and reader.
 
         The question embedder moves from this pipeline to the new one (a Haystack component belongs to one
         pipeline), so this pipeline must not be used afterwards.
         """
         text_embedder = self.retrieval.remove_component("text_embedder")
-        retrieval, passages_from = build_retrieval_pipeline(settings, faiss_store, keyword, text_embedder)
+        retrieval, passages_from = index.retrieval_pipeline(settings, text_embedder)
         return QueryPipeline(retrieval, self.reader, passages_from)
 
     def run(
@@ -162,30 +163,27 @@ class QueryPipeline:
         return list(zip(answers, passages, strict=True))
 
 
-def build_query_pipeline(settings: Settings, faiss_store: FAISSDocumentStore, keyword: KeywordIndex) -> QueryPipeline:
-    """Embed → FAISS top-k (+ BM25 top-k) → reciprocal rank fusion → extractive reader."""
-    retrieval, passages_from = build_retrieval_pipeline(settings, faiss_store, keyword, build_text_embedder(settings))
-    return QueryPipeline(retrieval, build_reader(settings), passages_from)
-
-
-def build_retrieval_pipeline(
-    settings: Settings, faiss_store: FAISSDocumentStore, keyword: KeywordIndex, text_embedder: Any
+def assemble_retrieval(
+    settings: Settings, text_embedder: Any, dense_retriever: Any, keyword_retriever: Any | None
 ) -> tuple[Pipeline, str]:
-    """The retrieval half over one index build, and the name of the component whose passages are read."""
+    """Embedder → dense retriever (+ keyword retriever) → RRF joiner (→ agreement filter), for any store.
+
+    The one place the retrieval graph is wired: the FAISS + bm25s index and the PostgreSQL store
+    (``bot.stores.pgvector_store``) hand in their own retrievers. Returns the pipeline and the name of the
+    component whose passages the reader reads.
+    """
     retrieval = settings.retrieval
     pipeline = Pipeline()
     pipeline.add_component("text_embedder", text_embedder)
-    pipeline.add_component(
-        "dense_retriever", FAISSEmbeddingRetriever(document_store=faiss_store, top_k=retrieval.dense_top_k)
-    )
+    pipeline.add_component("dense_retriever", dense_retriever)
     pipeline.add_component(
         "joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=retrieval.top_k, sort_by_score=True)
     )
     pipeline.connect("text_embedder.embedding", "dense_retriever.query_embedding")
     pipeline.connect("dense_retriever.documents", "joiner.documents")
     passages_from = "joiner"
-    if retrieval.bm25_top_k > 0:
-        pipeline.add_component("bm25_retriever", KeywordRetriever(index=keyword, top_k=retrieval.bm25_top_k))
+    if keyword_retriever is not None:
+        pipeline.add_component("bm25_retriever", keyword_retriever)
         pipeline.connect("bm25_retriever.documents", "joiner.documents")
         if retrieval.dense_only_top is not None:
             pipeline.add_component("agreement", RetrievalAgreementFilter(dense_only_top=retrieval.dense_only_top))

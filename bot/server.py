@@ -18,8 +18,10 @@ Why these choices:
 - uvicorn stops gracefully on SIGTERM/SIGINT: it stops accepting, lets requests in flight finish (at most
   ``GRACEFUL_SHUTDOWN_S``), then closes the batcher.
 
-``conversation_id`` is accepted and ignored for now: every question is answered on its own until
-conversation memory lands (the service stays stateless; the id will select the conversation then).
+``conversation_id`` makes a question the next turn of that conversation: follow-ups ("when was it founded?") are
+resolved by ``bot.conversation`` exactly as in the Telegram bot. The turns live in the conversation store
+``bot.stores.conversation_store`` chooses: PostgreSQL with the pgvector backend, so that any worker behind a load
+balancer can answer the follow-up; this process's memory with FAISS. The service itself stays stateless.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from starlette.exceptions import HTTPException
 import bot
 from bot.answer_batcher import AnswerBatcher
 from bot.articles import MAX_ARTICLE_BYTES, article_id_for, parse_article
+from bot.conversation import ConversationStore, Resolved, answer_resolved, resolve_follow_up, turn_for
 from bot.errors import ArticleError, InvalidQuestionError, QabotError
 from bot.rendering import render_json_line
 
@@ -87,9 +90,10 @@ class AskRequest(BaseModel):
     question: str = Field(description="The question (validated like everywhere else: not empty, not over the limit).")
     conversation_id: str | None = Field(
         None,
+        min_length=1,
         max_length=200,
-        description="Accepted and ignored for now: each question is answered on its own until conversation "
-        "memory lands.",
+        description="The conversation this question continues: a follow-up such as \"when was it founded?\" is "
+        "read against its previous turn (any worker can answer it).",
     )
 
 
@@ -186,17 +190,28 @@ def _too_large(limit: int) -> JSONResponse:
 # -- the application ----------------------------------------------------------------------------------------
 
 
-def create_app(service: QAService, admin_token: str | None = None) -> FastAPI:
-    """The FastAPI application around ``service``; ``admin_token`` None switches ``POST /articles`` off."""
+def create_app(
+    service: QAService, admin_token: str | None = None, conversations: ConversationStore | None = None
+) -> FastAPI:
+    """The FastAPI application around ``service``; ``admin_token`` None switches ``POST /articles`` off.
+
+    ``conversations`` None: the store the configured backend implies (``bot.stores.conversation_store``).
+    """
+    from bot.stores import conversation_store
+
     settings = service.settings
     ask_body_limit = ASK_BODY_OVERHEAD + 6 * settings.answers.max_question_chars
     add_lock = threading.Lock()  # one article added at a time: each add rebuilds the index
-    batcher: AnswerBatcher[str, Answer] | None = None
+    batcher: AnswerBatcher[Resolved, Answer] | None = None
+    if conversations is None:
+        conversations = conversation_store(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         nonlocal batcher
-        batcher = AnswerBatcher(service.answer_many, window=BATCH_WINDOW_S, workers=ANSWER_WORKERS)
+        batcher = AnswerBatcher(
+            lambda batch: answer_resolved(service, batch), window=BATCH_WINDOW_S, workers=ANSWER_WORKERS
+        )
         try:
             yield
         finally:
@@ -250,13 +265,19 @@ def create_app(service: QAService, admin_token: str | None = None) -> FastAPI:
         },
     )
     async def ask(body: AskRequest) -> Response:
-        # conversation_id is accepted and ignored until conversation memory lands (see the module docstring).
         try:
             question = service.validate_question(body.question)
         except InvalidQuestionError as error:
             return _error(422, str(error))
         assert batcher is not None, "the lifespan creates the batcher before the first request"
-        answer = await batcher.ask(question)
+        conversation_id = body.conversation_id
+        resolved = Resolved(question, question)
+        if conversation_id is not None:
+            history = await run_in_threadpool(conversations.get, conversation_id)
+            resolved = resolve_follow_up(question, history)
+        answer = await batcher.ask(resolved)
+        if conversation_id is not None:
+            await run_in_threadpool(conversations.append, conversation_id, turn_for(question, resolved, answer.text))
         return Response(render_json_line(answer), media_type="application/json")
 
     @app.post(
@@ -330,7 +351,7 @@ def _id_from_title(title: str) -> str:
 
 def _add(service: QAService, lock: threading.Lock, article_id: str, text: str) -> JSONResponse:
     """Write the article as ``<id>.txt`` and add it the way ``qabot index add`` does (runs in a thread)."""
-    from bot.indexing import add_article
+    from bot.stores import add_article
 
     settings = service.settings
     data = text.encode("utf-8")

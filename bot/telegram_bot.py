@@ -38,6 +38,7 @@ from bot.config import TelegramSettings
 from bot.conversation import answer_resolved
 from bot.errors import BotSetupError, InvalidQuestionError
 from bot.rendering import split_message
+from bot.stores import conversation_store
 from bot.telegram_articles import register_article_handlers
 from bot.telegram_chat import (
     command_for_us,
@@ -245,6 +246,7 @@ def build_application(service: QAService, token: str, settings: TelegramSettings
             feedback_file=service.settings.resolve(settings.feedback_file),
             salt=hashlib.sha256(f"qabot-feedback:{token}".encode()).hexdigest(),
             idle_minutes=settings.conversation_idle_minutes,
+            conversations=conversation_store(service.settings),  # PostgreSQL with pgvector: shared
         )
         await register_commands(application)
 

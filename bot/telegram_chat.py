@@ -35,7 +35,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
-from bot.conversation import InMemoryConversationStore, describe, resolve_follow_up, turn_for
+from bot.conversation import ConversationStore, InMemoryConversationStore, describe, resolve_follow_up, turn_for
 from bot.errors import InvalidQuestionError
 from bot.rendering import REFUSAL_HINT, render_alternatives_html, render_telegram_html
 from bot.telegram_articles import chat_scope
@@ -102,9 +102,16 @@ class FeedbackLog:
                 file.write(line + "\n")
 
 
-def prepare_chat_state(bot_data: dict[str, Any], feedback_file: Path, salt: str, idle_minutes: float) -> None:
-    """The chat handlers' shared state (called from ``post_init``)."""
-    bot_data[CONVERSATIONS_KEY] = InMemoryConversationStore(idle_seconds=idle_minutes * 60)
+def prepare_chat_state(
+    bot_data: dict[str, Any],
+    feedback_file: Path,
+    salt: str,
+    idle_minutes: float,
+    conversations: ConversationStore | None = None,
+) -> None:
+    """The chat handlers' shared state (called from ``post_init``); ``conversations`` None = in memory (the
+    pgvector backend hands in its shared PostgreSQL store, see ``bot.stores.conversation_store``)."""
+    bot_data[CONVERSATIONS_KEY] = conversations or InMemoryConversationStore(idle_seconds=idle_minutes * 60)
     bot_data[FEEDBACK_KEY] = FeedbackLog(feedback_file, salt)
     bot_data[RECENT_KEY] = OrderedDict()
 
@@ -232,11 +239,11 @@ async def answer_in_chat(message: Message, context: ContextTypes.DEFAULT_TYPE, t
         return
     store = context.bot_data[CONVERSATIONS_KEY]
     conversation_id = str(message.chat_id)
-    resolved = resolve_follow_up(question, store.get(conversation_id))
+    resolved = resolve_follow_up(question, await asyncio.to_thread(store.get, conversation_id))  # may be a DB read
     scope = await chat_scope(context, message.chat_id)  # the articles this chat may be answered from
     answer = await with_typing(context.bot_data[BATCHER_KEY].ask((resolved, scope)), context.bot, message.chat_id)
     answer = replace(answer, question=question)
-    store.append(conversation_id, turn_for(question, resolved, answer.text))
+    await asyncio.to_thread(store.append, conversation_id, turn_for(question, resolved, answer.text))
     note = describe(resolved)
     if not answer.answered:
         await _send(message, render_telegram_html(answer, note=note, hint=REFUSAL_HELP))
@@ -277,7 +284,7 @@ async def new_conversation(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     message = update.effective_message
     if message is None:
         return
-    context.bot_data[CONVERSATIONS_KEY].reset(str(message.chat_id))
+    await asyncio.to_thread(context.bot_data[CONVERSATIONS_KEY].reset, str(message.chat_id))
     await _reply(message, [NEW_CONVERSATION])
 
 

@@ -108,7 +108,7 @@ def _answerable():
 
 def test_recall_at_4_matches_faiss_and_bm25(article_store: PgvectorArticleStore, project_settings, qa_service):
     """pgvector (HNSW, cosine) + any-word full-text search, fused by RRF, against the FAISS + BM25 service."""
-    pipeline = build_retrieval_pipeline(project_settings, article_store)
+    pipeline, _ = build_retrieval_pipeline(project_settings, article_store)
     questions = _answerable()
     hits = sum(gold_retrieved(retrieve(pipeline, q.question), q.golds) for q in questions)
     pg_recall = 100 * hits / len(questions)

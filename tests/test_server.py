@@ -78,10 +78,20 @@ def test_unanswerable_question_has_null_answer(client: TestClient):
     assert body["answer"] is None and body["source"] is None
 
 
-def test_conversation_id_is_accepted_and_ignored(client: TestClient):
+def test_a_new_conversation_answers_like_a_plain_question(client: TestClient):
     plain = client.post("/ask", json={"question": "What does SOHR stand for?"})
     with_id = client.post("/ask", json={"question": "What does SOHR stand for?", "conversation_id": "chat-42"})
     assert with_id.status_code == 200 and with_id.json() == plain.json()
+
+
+def test_a_follow_up_in_a_conversation_is_resolved(client: TestClient):
+    """FAISS backend: the conversation lives in this process (tests/test_pgvector_backend.py: across workers)."""
+    client.post("/ask", json={"question": "Who backs Ahrar al-Sham?", "conversation_id": "chat-43"})
+    follow_up = "Who characterises it as a terror organisation?"
+    answer = client.post("/ask", json={"question": follow_up, "conversation_id": "chat-43"}).json()
+    alone = client.post("/ask", json={"question": follow_up}).json()
+    assert "Ahrar al-Sham" in answer["question"] and "Russia" in (answer["answer"] or "")
+    assert alone["question"] == follow_up
 
 
 @pytest.mark.parametrize(

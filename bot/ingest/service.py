@@ -171,7 +171,7 @@ def _store(
 
 
 def _index(settings: Settings, path: Path):
-    from bot.indexing import add_article  # the model libraries load only when something is really indexed
+    from bot.stores import add_article  # the model libraries load only when something is really indexed
 
     return add_article(settings, path, progress_bar=False)
 
@@ -213,7 +213,7 @@ def _check_quota(library: Library, owner: str | None, quota: Quota | None, chars
 def forget(settings: Settings, article_ids: list[str], owner: str) -> list[ArticleInfo]:
     """Take ``owner``'s chat-only articles away from it; an article nobody owns any more is deleted and the
     index rebuilt. Shared articles are never touched. Returns what was forgotten."""
-    from bot.indexing import build_index
+    from bot.stores import build_index
 
     forgotten: list[ArticleInfo] = []
     with _LOCK:

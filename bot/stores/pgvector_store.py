@@ -1,11 +1,12 @@
-"""PostgreSQL + pgvector as a shared article store (preview: not wired into ``qabot index``/``QAService`` yet).
+"""PostgreSQL + pgvector as a shared article store (``document_store.backend: pgvector``; see ``bot.stores``).
 
 One embedded FAISS index per process is the right default; a bot with many workers needs one store that all
 of them read. This module keeps that store on PostgreSQL through ``pgvector-haystack``:
 
 - chunk rows: the Haystack documents of every article (content, MiniLM embedding, meta with ``article_id``),
   an HNSW index (cosine) for the dense side and a GIN full-text index for the keyword side;
-- ``qabot_articles``: one row per article (what ``/sources`` lists), with an index on the chunks' article id;
+- ``qabot_articles``: one row per article (what ``/sources`` lists, and the article's fingerprint, so that
+  ``qabot index`` re-embeds only changed articles), with an index on the chunks' article id;
 - ``qabot_store_version``: one row whose number goes up with every change, so running workers can notice a
   change and drop their answer caches.
 
@@ -24,11 +25,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from haystack import Document, Pipeline, component
-from haystack.components.joiners import DocumentJoiner
 from haystack.document_stores.errors import DocumentStoreError
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils.auth import Secret
@@ -110,16 +110,21 @@ def check_dsn(environ: Mapping[str, str]) -> str:
     return dsn
 
 
+def connect(environ: Mapping[str, str], autocommit: bool = False) -> Connection:
+    """A connection to the server ``QABOT_PG_DSN`` names, with a timeout; failures are one clear error."""
+    dsn = check_dsn(environ)
+    try:
+        return Connection.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=autocommit)
+    except OperationalError as error:
+        raise StoreUnavailableError(f"cannot connect to PostgreSQL ({_where(dsn)}): {reason(error)}") from None
+
+
 class AnyWordPgvectorDocumentStore(PgvectorDocumentStore):
     """``PgvectorDocumentStore`` whose keyword retrieval matches any word of the query, and whose connection
     errors are one clear ``StoreUnavailableError`` (with a connect timeout instead of a hang)."""
 
     def _create_connection(self) -> Connection:
-        dsn = check_dsn({DSN_ENV: self.connection_string.resolve_value() or ""})
-        try:
-            return Connection.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S)
-        except OperationalError as error:
-            raise StoreUnavailableError(f"cannot connect to PostgreSQL ({_where(dsn)}): {_reason(error)}") from None
+        return connect({DSN_ENV: self.connection_string.resolve_value() or ""})
 
     def _handle_hnsw(self) -> None:
         """Create the HNSW index only when it is missing (the stock method warns on every open otherwise)."""
@@ -162,7 +167,7 @@ def _first_cause(error: BaseException) -> BaseException:
     return error
 
 
-def _reason(error: BaseException) -> str:
+def reason(error: BaseException) -> str:
     """libpq's message without the repeated 'connection to server at … failed:' prefix, on one line."""
     text = " ".join(str(error).split())
     return text.rsplit("failed: ", 1)[-1] if "failed: " in text else text
@@ -176,9 +181,11 @@ class ListEmbeddingRetriever:
         self.retriever = PgvectorEmbeddingRetriever(document_store=document_store, top_k=top_k)
 
     @component.output_types(documents=list[Document])
-    def run(self, query_embedding: Any, top_k: int | None = None) -> dict[str, list[Document]]:
+    def run(
+        self, query_embedding: Any, filters: dict[str, Any] | None = None, top_k: int | None = None
+    ) -> dict[str, list[Document]]:
         vector = [float(value) for value in query_embedding]
-        return self.retriever.run(query_embedding=vector, top_k=top_k)
+        return self.retriever.run(query_embedding=vector, filters=filters, top_k=top_k)
 
 
 class PgvectorArticleStore:
@@ -217,13 +224,14 @@ class PgvectorArticleStore:
         """Connect and make sure every table and index exists (or, with ``create=False``, that they do)."""
         try:
             if self.create:
+                self._create_namespace()
                 self._create_schema()
             self.documents._ensure_db_setup()
             self.version()
         except StoreUnavailableError:
             raise
         except (Error, DocumentStoreError) as error:
-            raise StoreUnavailableError(f"the PostgreSQL store cannot be used: {_reason(error)}") from None
+            raise StoreUnavailableError(f"the PostgreSQL store cannot be used: {reason(error)}") from None
         return self
 
     def close(self) -> None:
@@ -244,6 +252,11 @@ class PgvectorArticleStore:
         )
         return [ArticleInfo(*row) for row in rows]
 
+    def article_fingerprints(self) -> dict[str, str | None]:
+        """Article id → the fingerprint its chunks were embedded with (``bot.indexing.article_fingerprint``)."""
+        rows = self._connection().execute(self._sql("SELECT article_id, fingerprint FROM {articles}"))
+        return {article_id: fingerprint for article_id, fingerprint in rows}
+
     def count_chunks(self, article_id: str | None = None) -> int:
         if article_id is None:
             return self.documents.count_documents()
@@ -253,8 +266,10 @@ class PgvectorArticleStore:
 
     # -- writing: one transaction per article --------------------------------------------------------------
 
-    def upsert_article(self, info: ArticleInfo, chunks: Sequence[Document]) -> int:
+    def upsert_article(self, info: ArticleInfo, chunks: Sequence[Document], fingerprint: str | None = None) -> int:
         """Replace the article's chunks and row (or add them) atomically; returns the new store version."""
+        from bot.indexing import _checkpoint  # the fault-injection hook tests/test_pgvector_backend.py kills at
+
         if not chunks or any(chunk.meta.get("article_id") != info.article_id for chunk in chunks):
             raise ValueError(f"every chunk must belong to {info.article_id!r}, and there must be at least one")
         connection = self._connection()
@@ -262,20 +277,24 @@ class PgvectorArticleStore:
             with connection.transaction():
                 connection.execute(self._sql("DELETE FROM {chunks} WHERE meta->>'article_id' = %s"), (info.article_id,))
                 self.documents.write_documents(list(chunks), policy=DuplicatePolicy.OVERWRITE)
+                _checkpoint("pg-chunks-written")  # old chunks deleted, new ones written, nothing committed
                 fields = asdict(info)
                 connection.execute(
                     self._sql(
-                        """INSERT INTO {articles} (article_id, title, source, date, url, chunks, updated_at)
-                        VALUES (%(article_id)s, %(title)s, %(source)s, %(date)s, %(url)s, %(chunks)s, now())
+                        """INSERT INTO {articles} (article_id, title, source, date, url, chunks, fingerprint,
+                          updated_at)
+                        VALUES (%(article_id)s, %(title)s, %(source)s, %(date)s, %(url)s, %(chunks)s,
+                          %(fingerprint)s, now())
                         ON CONFLICT (article_id) DO UPDATE SET title = EXCLUDED.title, source = EXCLUDED.source,
-                          date = EXCLUDED.date, url = EXCLUDED.url, chunks = EXCLUDED.chunks, updated_at = now()"""
+                          date = EXCLUDED.date, url = EXCLUDED.url, chunks = EXCLUDED.chunks,
+                          fingerprint = EXCLUDED.fingerprint, updated_at = now()"""
                     ),
-                    {**fields, "chunks": len(chunks)},
+                    {**fields, "chunks": len(chunks), "fingerprint": fingerprint},
                 )
                 return self._bump_version()
         except (Error, DocumentStoreError) as error:
             raise StoreUnavailableError(
-                f"adding {info.article_id!r} failed and changed nothing: {_reason(_first_cause(error))}"
+                f"adding {info.article_id!r} failed and changed nothing: {reason(_first_cause(error))}"
             ) from error
 
     def delete_article(self, article_id: str) -> bool:
@@ -319,6 +338,14 @@ class PgvectorArticleStore:
         assert row is not None
         return int(row[0])
 
+    def _create_namespace(self) -> None:
+        """The PostgreSQL schema itself, on a connection of its own (the Haystack store's first query needs it)."""
+        if self.schema == "public":
+            return
+        with connect({DSN_ENV: self.documents.connection_string.resolve_value() or ""}, autocommit=True) as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+            connection.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.schema)))
+
     def _create_schema(self) -> None:
         """Our tables, created once under an advisory lock (the chunk table is the Haystack store's own)."""
         connection = self._connection()
@@ -338,6 +365,7 @@ class PgvectorArticleStore:
                       changed_at timestamptz NOT NULL DEFAULT now())"""
                 )
             )
+            connection.execute(self._sql("ALTER TABLE {articles} ADD COLUMN IF NOT EXISTS fingerprint text"))
             connection.execute(self._sql("INSERT INTO {version} (version) VALUES (0) ON CONFLICT DO NOTHING"))
             connection.execute(
                 self._sql("CREATE INDEX IF NOT EXISTS {article_index} ON {chunks} ((meta->>'article_id'))")
@@ -358,31 +386,72 @@ def index_article(store: PgvectorArticleStore, article: Article, indexing: Pipel
     return store.upsert_article(article.info, chunks)
 
 
-def build_retrieval_pipeline(settings: Settings, store: PgvectorArticleStore) -> Pipeline:
+def build_retrieval_pipeline(
+    settings: Settings, store: PgvectorArticleStore, text_embedder: Any = None
+) -> tuple[Pipeline, str]:
     """Question → MiniLM → pgvector HNSW top-k, + any-word full-text top-k → reciprocal rank fusion.
 
-    The same shape and component names as the FAISS + BM25 retrieval in ``bot.pipeline``, so that it can take
-    its place when the backend switch is wired.
+    Wired by ``bot.pipeline.assemble_retrieval``, the same graph and component names as the FAISS + bm25s
+    retrieval; returns the pipeline and the component whose passages are read.
     """
-    from bot.pipeline import build_text_embedder
+    from bot.pipeline import assemble_retrieval, build_text_embedder
 
     retrieval = settings.retrieval
-    pipeline = Pipeline()
-    pipeline.add_component("text_embedder", build_text_embedder(settings))
-    pipeline.add_component(
-        "dense_retriever", ListEmbeddingRetriever(document_store=store.documents, top_k=retrieval.dense_top_k)
+    return assemble_retrieval(
+        settings,
+        text_embedder if text_embedder is not None else build_text_embedder(settings),
+        ListEmbeddingRetriever(document_store=store.documents, top_k=retrieval.dense_top_k),
+        PgvectorKeywordRetriever(document_store=store.documents, top_k=retrieval.bm25_top_k)
+        if retrieval.bm25_top_k > 0
+        else None,
     )
-    pipeline.add_component(
-        "joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=retrieval.top_k, sort_by_score=True)
-    )
-    pipeline.connect("text_embedder.embedding", "dense_retriever.query_embedding")
-    pipeline.connect("dense_retriever.documents", "joiner.documents")
-    if retrieval.bm25_top_k > 0:
-        pipeline.add_component(
-            "bm25_retriever", PgvectorKeywordRetriever(document_store=store.documents, top_k=retrieval.bm25_top_k)
-        )
-        pipeline.connect("bm25_retriever.documents", "joiner.documents")
-    return pipeline
+
+
+@dataclass(frozen=True)
+class PgvectorIndex:
+    """The store as ``QAService`` reads it (the ``bot.stores.ArticleIndex`` protocol): one version of it.
+
+    ``current_marker`` is one ``SELECT`` of the version row, cheap enough to run before every question; when
+    it differs from ``marker`` the service reloads (new articles list, same connection) and drops its cache.
+    """
+
+    store: PgvectorArticleStore
+    version: int
+    articles: list[ArticleInfo]
+
+    @classmethod
+    def read(cls, store: PgvectorArticleStore) -> PgvectorIndex:
+        version = store.version()
+        return cls(store=store, version=version, articles=store.articles())
+
+    @property
+    def marker(self) -> str:
+        return f"v{self.version}"
+
+    @property
+    def fingerprint(self) -> str:
+        return f"pgvector:{self.store.schema}:v{self.version}"
+
+    def current_marker(self, settings: Settings) -> str | None:
+        try:
+            return f"v{self.store.version()}"
+        except (Error, DocumentStoreError) as error:
+            raise StoreUnavailableError(f"the PostgreSQL store cannot be read: {reason(error)}") from None
+
+    def reload(self, settings: Settings) -> PgvectorIndex:
+        try:
+            return PgvectorIndex.read(self.store)
+        except (Error, DocumentStoreError) as error:
+            raise StoreUnavailableError(f"the PostgreSQL store cannot be read: {reason(error)}") from None
+
+    def count_chunks(self) -> int:
+        try:
+            return self.store.count_chunks()
+        except (Error, DocumentStoreError) as error:
+            raise StoreUnavailableError(f"the PostgreSQL store cannot be read: {reason(error)}") from None
+
+    def retrieval_pipeline(self, settings: Settings, text_embedder: Any) -> tuple[Pipeline, str]:
+        return build_retrieval_pipeline(settings, self.store, text_embedder)
 
 
 def retrieve(pipeline: Pipeline, question: str) -> list[Document]:
