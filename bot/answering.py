@@ -244,7 +244,18 @@ class QAService:
                 RELOAD_RETRY_S,
             )
             return
-        self._pipeline = self._pipeline.with_index(self.settings, new_index)
+        try:
+            pipeline = self._pipeline.with_index(self.settings, new_index)
+        except Exception:
+            # The question embedder left the old pipeline before the new one failed: rebuild retrieval over the
+            # index in use with a fresh embedder, so a failed swap never leaves the service unable to answer.
+            log.exception("could not switch to %s; answering from %s", new_index.marker, self._index.marker)
+            retrieval, passages_from = self._index.retrieval_pipeline(self.settings, build_text_embedder(self.settings))
+            retrieval.warm_up()
+            self._pipeline = QueryPipeline(retrieval, self._pipeline.reader, passages_from)
+            self._unreadable = (name, time.monotonic() + RELOAD_RETRY_S, f"could not switch to {new_index.marker}")
+            return
+        self._pipeline = pipeline
         self._index = new_index
         self._unreadable = None
         self._cache.clear()

@@ -53,9 +53,12 @@ class _OneLineErrorsTyper(typer.Typer):
         except click_exceptions.ClickException as error:
             _print_error(" ".join(error.format_message().split()))
             sys.exit(error.exit_code)
-        except click_exceptions.Abort:
+        except typer.Abort:
             _print_error("interrupted")
             sys.exit(130)
+        except QabotError as error:  # an expected failure no command caught itself (store down, index unreadable)
+            _print_error(" ".join(str(error).split()))
+            sys.exit(EXIT_FAILURE)
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -317,3 +317,24 @@ def test_eval_file_with_an_unusable_question_is_one_error_line(config_file: Path
     assert result.exit_code == 1 and result.stdout == "", result.output
     assert result.stderr.startswith("error: ") and "'too-long'" in result.stderr and "too long" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_an_uncaught_qabot_error_in_any_command_is_one_error_line(capsys: pytest.CaptureFixture[str]):
+    """A store that goes down mid-command (or any QabotError a command does not catch) is one line, exit 1."""
+    from bot.cli import _OneLineErrorsTyper
+    from bot.errors import IndexCorruptError
+
+    probe = _OneLineErrorsTyper(pretty_exceptions_enable=False)
+
+    @probe.command()
+    def fails() -> None:
+        raise IndexCorruptError("the store at db:5432 stopped answering\n(connection reset)")
+
+    @probe.command()
+    def other() -> None:  # a second command, so typer keeps the command name
+        pass
+
+    with pytest.raises(SystemExit) as exit_info:
+        probe(["fails"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == "error: the store at db:5432 stopped answering (connection reset)\n"

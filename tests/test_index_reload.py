@@ -114,3 +114,25 @@ def test_article_list_never_waits_for_a_running_answer(private: Settings):
     release.set()
     thread.join()
     assert returned_while_held
+
+
+def test_a_swap_that_fails_midway_keeps_the_service_answering(private: Settings, tmp_path: Path, monkeypatch):
+    """Building the new retrievers fails after the embedder left the old pipeline: answers still come."""
+    service = QAService.from_settings(private)
+    expected = service.answer("Who backs Ahrar al-Sham?").text
+    index_type = type(service._index)
+    real = index_type.retrieval_pipeline
+
+    def fails_for_new_builds(self, settings, text_embedder):
+        if self is not service._index:
+            raise RuntimeError("injected: cannot build retrievers")
+        return real(self, settings, text_embedder)
+
+    monkeypatch.setattr(index_type, "retrieval_pipeline", fails_for_new_builds)
+    add_article(private, tmp_path / "rover.txt", progress_bar=False)
+    assert service.answer("Who backs Ahrar al-Sham??").text == expected
+    assert service.index_problem and "could not switch" in service.index_problem
+    monkeypatch.setattr(index_type, "retrieval_pipeline", real)
+    monkeypatch.setattr(answering, "RELOAD_RETRY_S", 0.0)
+    service._unreadable = None  # retry now rather than in 30 s
+    assert service.answer("What did the rover find near the pole?").source.article_id == "rover"
