@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import IngestSettings, Settings
-from bot.errors import IngestError
+from bot.errors import IndexBusyError, IngestError
 from bot.ingest import Quota, forget, ingest_bytes, ingest_file, ingest_url
 from bot.ingest.extract import extract_pdf, reflow
 from bot.ingest.fetch import fetch_url, is_public_address
@@ -331,6 +331,27 @@ def test_chat_articles_are_listed_quota_checked_and_forgotten(ingest_settings: S
     assert not (ingest_settings.resolve(ingest_settings.articles_dir) / f"{result.info.article_id}.txt").exists()
     assert load_library(ingest_settings).private == {}
     assert forget(ingest_settings, ["aleppo-siege-2016"], chat_a) == []  # shared articles are never forgotten
+
+
+def test_forget_keeps_the_article_private_until_it_is_out_of_the_index(ingest_settings: Settings, tmp_path: Path):
+    """A /forget whose re-indexing fails (another writer holds the index) leaves the article listed as private and
+    its file in place: its chunks, still in the index, never become visible to every chat."""
+    from bot.indexing import index_write_lock, load_index
+
+    pdf = tmp_path / "notice.pdf"
+    pdf.write_bytes(make_pdf(PDF_TITLE, PDF_LINES))
+    chat = chat_owner(1)
+    article_id = ingest_file(ingest_settings, pdf, owner=chat).info.article_id
+    busy = settings_with(ingest_settings, index=ingest_settings.index.model_copy(update={"lock_timeout_s": 0.2}))
+    with index_write_lock(busy.resolve(busy.index_dir), 1.0), pytest.raises(IndexBusyError, match="another"):
+        forget(busy, [article_id], chat)
+    assert article_id in {info.article_id for info in load_index(busy).articles}  # still served ...
+    assert load_library(busy).owned_by(chat) == [article_id]  # ... so still private
+    assert (busy.resolve(busy.articles_dir) / f"{article_id}.txt").exists()
+
+    forget(busy, [article_id], chat)
+    assert article_id not in {info.article_id for info in load_index(busy).articles}
+    assert load_library(busy).private == {}
 
 
 def test_ingested_page_is_answered_and_its_furniture_is_not(ingest_settings: Settings, site: NewsSite):

@@ -211,32 +211,34 @@ def _check_quota(library: Library, owner: str | None, quota: Quota | None, chars
 
 
 def forget(settings: Settings, article_ids: list[str], owner: str) -> list[ArticleInfo]:
-    """Take ``owner``'s chat-only articles away from it; an article nobody owns any more is deleted and the
-    index rebuilt. Shared articles are never touched. Returns what was forgotten."""
-    from bot.stores import build_index
+    """Take ``owner``'s chat-only articles away from it; an article nobody owns any more is removed from the
+    index and the articles folder. Shared articles are never touched. Returns what was forgotten.
+
+    The order matters: an article is taken out of the index (``bot.stores.remove_article``) *before* its ledger
+    entry goes, so there is never a moment when its chunks are served but no longer marked private. If removing
+    fails, the ledger still lists it and the error propagates (nothing is shown to anyone else).
+    """
+    from bot.stores import remove_article
 
     forgotten: list[ArticleInfo] = []
     with _LOCK:
         library = load_library(settings)
         articles_dir = settings.resolve(settings.articles_dir)
-        deleted = False
         for article_id in article_ids:
             entry = library.private.get(article_id)
             if entry is None or owner not in entry.owners:
                 continue
-            path = articles_dir / f"{article_id}.txt"
             try:
-                forgotten.append(load_article(path).info)
+                info = load_article(articles_dir / f"{article_id}.txt").info
             except ArticleError:
-                forgotten.append(ArticleInfo(article_id=article_id, title=article_id))
-            entry.owners.remove(owner)
-            if not entry.owners:
-                path.unlink(missing_ok=True)
-                deleted = True
-        library.private = {k: v for k, v in library.private.items() if v.owners}
-        library.save()
-        if deleted:
-            build_index(settings, progress_bar=False)
+                info = ArticleInfo(article_id=article_id, title=article_id)
+            if entry.owners == [owner]:  # the last owner: out of the index first, then out of the ledger
+                remove_article(settings, article_id, progress_bar=False)
+                del library.private[article_id]
+            else:
+                entry.owners.remove(owner)
+            library.save()
+            forgotten.append(info)
     return forgotten
 
 
