@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def _files(settings: Settings) -> set[str]:
 @pytest.mark.parametrize(
     "address",
     ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-     "224.0.0.1", "240.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1"],
+     "224.0.0.1", "240.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+     "2002:7f00:1::", "2002:a9fe:a9fe::1", "2001:0:5db8:d70e::1"],  # 6to4 of 127.0.0.1 and 169.254.169.254; Teredo
 )
 def test_non_public_addresses_are_refused(address: str):
     assert not is_public_address(ipaddress.ip_address(address))
@@ -74,6 +76,7 @@ def test_non_public_addresses_are_refused(address: str):
 def test_public_addresses_pass():
     assert is_public_address(ipaddress.ip_address("93.184.215.14"))
     assert is_public_address(ipaddress.ip_address("2606:4700::1111"))
+    assert is_public_address(ipaddress.ip_address("2002:5db8:d70e::1"))  # 6to4 of a public IPv4 address
 
 
 def test_loopback_url_is_refused_without_contacting_it(site: NewsSite):
@@ -175,6 +178,20 @@ def test_redirect_loop_stops(site: NewsSite):
 def test_fetch_limits(site: NewsSite, path: str, message: str):
     with pytest.raises(IngestError, match=message):
         fetch_url(site.url(path), OPEN.model_copy(update={"max_bytes": 100_000}))
+
+
+def test_total_timeout_holds_against_a_server_that_drips(site: NewsSite):
+    """One byte every 0.3 s never trips the read timeout (1 s); the total timeout (1 s) must still stop it."""
+    started = time.monotonic()
+    with pytest.raises(IngestError, match="took over 1 s to download"):
+        fetch_url(site.url("/drip"), OPEN.model_copy(update={"total_timeout_s": 1.0}))
+    assert time.monotonic() - started < 5  # the whole page would take over 30 s
+
+
+def test_total_timeout_counts_every_redirect_hop(site: NewsSite):
+    """Five redirects of 0.4 s each: every hop is quick, together they are over the 1 s total."""
+    with pytest.raises(IngestError, match="took over 1 s to download"):
+        fetch_url(site.url("/slow-hop"), OPEN.model_copy(update={"total_timeout_s": 1.0}))
 
 
 def test_user_agent_is_sent(site: NewsSite):
