@@ -317,6 +317,22 @@ def test_pdf_url_and_markdown_file_become_articles(ingest_settings: Settings, si
     assert "Edda Lindqvist" in chunks and "Captain Rui Salgado" in chunks and "**" not in chunks
 
 
+def test_ingested_article_ids_follow_the_one_id_rule(ingest_settings: Settings):
+    """A long file name gets the id ``qabot index add`` would give the same file (``article_id_for``), and a
+    second article under that name gets a suffixed id that is still its file name under the same rule."""
+    from bot.articles import MAX_ARTICLE_ID_CHARS, article_id_for
+
+    name = "Harbour Authority: " + "the bridge over the western channel reopens " * 3
+    first = ingest_bytes(ingest_settings, ARTICLE_HTML, f"{name}.html").info.article_id
+    second = ingest_bytes(ingest_settings, make_pdf(PDF_TITLE, PDF_LINES), f"{name}.pdf").info.article_id
+    assert first == article_id_for(Path(f"{name}.txt"))
+    assert second != first and second.startswith(first[:40])
+    for article_id in (first, second):
+        assert len(article_id) <= MAX_ARTICLE_ID_CHARS
+        assert article_id_for(Path(f"{article_id}.txt")) == article_id
+        assert (ingest_settings.resolve(ingest_settings.articles_dir) / f"{article_id}.txt").exists()
+
+
 # -- chat-only articles: ledger, quota, forget ------------------------------------------------------------------
 
 

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from bot.articles import Article, ArticleInfo, load_article, parse_article
+from bot.articles import (
+    MAX_ARTICLE_ID_CHARS,
+    Article,
+    ArticleInfo,
+    article_id_from_text,
+    load_article,
+    parse_article,
+)
 from bot.config import IngestSettings, Settings
 from bot.errors import ArticleError, IngestError
 from bot.ingest.extract import (
@@ -152,7 +159,7 @@ def _store(
         _check_quota(library, owner, quota, len(article.text))
         articles_dir = settings.resolve(settings.articles_dir)
         articles_dir.mkdir(parents=True, exist_ok=True)
-        path = _free_path(articles_dir, _slug(slug_source), digest)
+        path = _free_path(articles_dir, slug_source, digest)
         if owner is not None:  # listed before the file exists: never visible to everyone, not even briefly
             library.private[path.stem] = PrivateArticle(owners=[owner], chars=len(article.text))
             library.save()
@@ -276,12 +283,11 @@ def _normal_url(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
 
 
-def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60].strip("-")
-    return slug or "article"
-
-
-def _free_path(articles_dir: Path, slug: str, digest: str) -> Path:
-    """``<slug>.txt``, or ``<slug>-<hash>.txt`` when another article already has that name."""
+def _free_path(articles_dir: Path, slug_source: str, digest: str) -> Path:
+    """``<id>.txt``, or ``<id>-<hash>.txt`` when another article already has that id; the file's stem is its
+    article id under the one rule (``article_id_from_text``), hash included."""
+    slug = article_id_from_text(slug_source) or "article"
     path = articles_dir / f"{slug}.txt"
-    return path if not path.exists() else articles_dir / f"{slug}-{digest[:8]}.txt"
+    if not path.exists():
+        return path
+    return articles_dir / f"{article_id_from_text(slug[: MAX_ARTICLE_ID_CHARS - 9])}-{digest[:8]}.txt"
