@@ -114,12 +114,18 @@ class LoadedIndex:
 
         from bot.keyword_index import KeywordRetriever
         from bot.pipeline import assemble_retrieval
+        from bot.scoped_retrieval import ScopedDenseRetriever
 
         retrieval = settings.retrieval
+        dense = ScopedDenseRetriever(  # exact for scoped questions: FAISS filters only after its search
+            FAISSEmbeddingRetriever(document_store=self.store, top_k=retrieval.dense_top_k),
+            self.store.filter_documents(),
+            np.load(self.build_dir / VECTORS_FILE, mmap_mode="r"),
+        )
         return assemble_retrieval(
             settings,
             text_embedder,
-            FAISSEmbeddingRetriever(document_store=self.store, top_k=retrieval.dense_top_k),
+            dense,
             KeywordRetriever(index=self.keyword, top_k=retrieval.bm25_top_k) if retrieval.bm25_top_k > 0 else None,
         )
 
