@@ -387,6 +387,23 @@ def test_forget_keeps_the_article_private_until_it_is_out_of_the_index(ingest_se
     assert load_library(busy).private == {}
 
 
+def test_forget_finishes_a_removal_that_was_interrupted(ingest_settings: Settings, tmp_path: Path):
+    """The file is gone (an earlier removal deleted it, then its re-indexing failed) but the index still holds
+    the article: /forget takes it out of the index, then out of the ledger."""
+    from bot.indexing import load_index
+
+    pdf = tmp_path / "notice.pdf"
+    pdf.write_bytes(make_pdf(PDF_TITLE, PDF_LINES))
+    chat = chat_owner(1)
+    article_id = ingest_file(ingest_settings, pdf, owner=chat).info.article_id
+    (ingest_settings.resolve(ingest_settings.articles_dir) / f"{article_id}.txt").unlink()
+    assert article_id in {info.article_id for info in load_index(ingest_settings).articles}
+
+    assert [info.article_id for info in forget(ingest_settings, [article_id], chat)] == [article_id]
+    assert article_id not in {info.article_id for info in load_index(ingest_settings).articles}
+    assert load_library(ingest_settings).private == {}
+
+
 def test_ingested_page_is_answered_and_its_furniture_is_not(ingest_settings: Settings, site: NewsSite):
     """Through the real service: the article's facts are answered, facts only the furniture states are not."""
     from bot.answering import QAService

@@ -225,7 +225,7 @@ def forget(settings: Settings, article_ids: list[str], owner: str) -> list[Artic
     entry goes, so there is never a moment when its chunks are served but no longer marked private. If removing
     fails, the ledger still lists it and the error propagates (nothing is shown to anyone else).
     """
-    from bot.stores import remove_article
+    from bot.stores import build_index, remove_article
 
     forgotten: list[ArticleInfo] = []
     with _LOCK:
@@ -240,7 +240,15 @@ def forget(settings: Settings, article_ids: list[str], owner: str) -> list[Artic
             except ArticleError:
                 info = ArticleInfo(article_id=article_id, title=article_id)
             if entry.owners == [owner]:  # the last owner: out of the index first, then out of the ledger
-                remove_article(settings, article_id, progress_bar=False)
+                path = articles_dir / f"{article_id}.txt"
+                try:
+                    remove_article(settings, article_id, progress_bar=False)
+                except ArticleError:
+                    if path.exists():
+                        raise  # refused (e.g. the only article): nothing changed, the ledger keeps it private
+                    # The file went in an earlier removal that did not finish: bring the index in line with
+                    # the folder, which takes the article's chunks out.
+                    build_index(settings, progress_bar=False)
                 del library.private[article_id]
             else:
                 entry.owners.remove(owner)
