@@ -15,6 +15,7 @@ from pathlib import Path
 from bot.errors import ArticleError
 
 MAX_ARTICLE_BYTES = 2_000_000
+MAX_ARTICLE_ID_CHARS = 80  # the longest article id; bot/server.py checks given ids against the same number
 
 BOILERPLATE_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
     re.compile(pattern, re.IGNORECASE)
@@ -65,9 +66,16 @@ def clean_body(raw: str) -> str:
     return "\n\n".join(paragraphs)
 
 
+def article_id_from_text(text: str) -> str:
+    """The one article-id rule: lower-case letters and digits, runs of anything else become one dash, at most
+    ``MAX_ARTICLE_ID_CHARS`` long (ids end up in file names, URLs and Telegram messages). '' when nothing is left.
+    File names (``article_id_for``), ingested titles and uploaded titles all go through here."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:MAX_ARTICLE_ID_CHARS].strip("-")
+
+
 def article_id_for(path: Path) -> str:
-    """A stable id from the file name: lower-case letters, digits and dashes."""
-    slug = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-")
+    """A stable id from the file name (``article_id_from_text`` of its stem)."""
+    slug = article_id_from_text(path.stem)
     if not slug:
         raise ArticleError(f"{path.name}: cannot derive an article id from this file name")
     return slug

@@ -114,12 +114,18 @@ class LoadedIndex:
 
         from bot.keyword_index import KeywordRetriever
         from bot.pipeline import assemble_retrieval
+        from bot.scoped_retrieval import ScopedDenseRetriever
 
         retrieval = settings.retrieval
+        dense = ScopedDenseRetriever(  # exact for scoped questions: FAISS filters only after its search
+            FAISSEmbeddingRetriever(document_store=self.store, top_k=retrieval.dense_top_k),
+            self.store.filter_documents(),
+            np.load(self.build_dir / VECTORS_FILE, mmap_mode="r"),
+        )
         return assemble_retrieval(
             settings,
             text_embedder,
-            FAISSEmbeddingRetriever(document_store=self.store, top_k=retrieval.dense_top_k),
+            dense,
             KeywordRetriever(index=self.keyword, top_k=retrieval.bm25_top_k) if retrieval.bm25_top_k > 0 else None,
         )
 
@@ -200,8 +206,9 @@ def remove_article(settings: Settings, article_id: str, progress_bar: bool = Tru
         return _build(settings, False, progress_bar)
 
 
-def delete_from_articles(settings: Settings, article_id: str) -> None:
-    """Delete an article's file from ``articles_dir``; refuses an unknown id or the last article."""
+def removable_article_files(settings: Settings, article_id: str) -> list[Path]:
+    """The article's files in ``articles_dir``, checked before anything is deleted: ArticleError for an unknown
+    id or the last article."""
     articles_dir = settings.resolve(settings.articles_dir)
     paths = [p for p in sorted(articles_dir.glob("*.txt")) if article_id_for(p) == article_id]
     if not paths:
@@ -209,7 +216,12 @@ def delete_from_articles(settings: Settings, article_id: str) -> None:
         raise ArticleError(f"no article {article_id!r} in {articles_dir} (articles: {', '.join(known) or 'none'})")
     if len(list(articles_dir.glob("*.txt"))) == len(paths):
         raise ArticleError(f"{article_id!r} is the only article; an index needs at least one")
-    for path in paths:
+    return paths
+
+
+def delete_from_articles(settings: Settings, article_id: str) -> None:
+    """Delete an article's file from ``articles_dir``; refuses an unknown id or the last article."""
+    for path in removable_article_files(settings, article_id):
         path.unlink()
     _checkpoint("removed")
 

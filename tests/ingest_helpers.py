@@ -115,6 +115,11 @@ class NewsSite:
                 site.requests.append((self.path, self.headers.get("Host", "")))
                 if self.path == "/slow":
                     time.sleep(site.slow_seconds)
+                if self.path == "/drip":
+                    self._drip()
+                    return
+                if self.path == "/slow-hop":  # a redirect to itself, each hop well inside the read timeout
+                    time.sleep(0.4)
                 status, headers, body = site.pages.get(self.path, (404, {"Content-Type": "text/html"}, b"not found"))
                 self.send_response(status)
                 for key, value in headers.items():
@@ -123,6 +128,20 @@ class NewsSite:
                     self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _drip(self) -> None:
+                """An HTML page sent one byte every 0.3 s (over 30 s in all): each read is quick, the whole is not."""
+                body = b"<html><body><p>" + b"x" * 85 + b"</p></body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    for byte in body:
+                        self.wfile.write(bytes([byte]))
+                        time.sleep(0.3)
+                except OSError:
+                    pass  # the client gave up: what the test wants
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -170,6 +189,7 @@ def news_site() -> NewsSite:
             "/slow": (200, html, ARTICLE_HTML),
             "/notice.pdf": (200, {"Content-Type": "application/pdf"}, make_pdf(PDF_TITLE, PDF_LINES)),
             "/loop": (302, {"Location": "/loop"}, b""),
+            "/slow-hop": (302, {"Location": "/slow-hop"}, b""),
         }
     )
     return site

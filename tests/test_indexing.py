@@ -228,3 +228,52 @@ def test_cli_index_add_and_remove(index_settings: Settings, tmp_path: Path):
     unknown = runner.invoke(app, ["index", "remove", "rover", "--config", str(config)])
     assert unknown.exit_code == 1 and "error: no article 'rover'" in unknown.output
     assert [a.article_id for a in load_index(index_settings).articles] == ["aleppo-siege-2016"]
+
+
+def test_a_scoped_question_finds_its_article_beyond_the_global_top_40(index_settings: Settings):
+    """FAISS filters after its search (top_k * 10 = 40 chunks here): a chat's small article that is not among
+    the 40 nearest chunks of the whole corpus must still be found when the question is scoped to it."""
+    from haystack import Document, component
+
+    from bot.articles import ArticleInfo
+    from bot.indexing import load_index, write_build
+    from bot.pipeline import article_filter
+
+    rng = np.random.default_rng(7)
+    dim = 384
+
+    def unit(vectors: np.ndarray) -> np.ndarray:
+        return (vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32)
+
+    query = unit(rng.normal(size=dim))
+    near = unit(query + 0.3 * unit(rng.normal(size=(200, dim))))  # 200 bulk chunks much nearer than ours
+    far = unit(rng.normal(size=(800, dim)))
+    ours = unit(query + 1.2 * unit(rng.normal(size=dim)))
+    vectors = np.vstack([near, far, ours[None, :]])
+    article_ids = [f"bulk-{i // 20}" for i in range(1000)] + ["ours"]
+    documents = [
+        Document(id=f"chunk-{i}", content=f"chunk {i}", meta={"article_id": a, "title": a})
+        for i, a in enumerate(article_ids)
+    ]
+    articles = [ArticleInfo(article_id=a, title=a) for a in dict.fromkeys(article_ids)]
+    index_settings.resolve(index_settings.index_dir).mkdir(parents=True)
+    write_build(index_settings, articles, [a.article_id for a in articles], "synthetic", documents, vectors)
+
+    @component
+    class FixedEmbedding:  # stands in for the text embedder: the query vector is given
+        @component.output_types(embedding=list[float])
+        def run(self, text: str) -> dict[str, list[float]]:
+            return {"embedding": query.tolist()}
+
+    pipeline, _ = load_index(index_settings).retrieval_pipeline(index_settings, FixedEmbedding())
+    dense = pipeline.get_component("dense_retriever")
+    unscoped = dense.run(query_embedding=query.tolist(), top_k=40)["documents"]
+    assert len(unscoped) == 40 and "ours" not in {d.meta["article_id"] for d in unscoped}  # the premise
+    scoped = dense.run(query_embedding=query.tolist(), filters=article_filter(frozenset({"ours"})))["documents"]
+    assert [d.id for d in scoped] == ["chunk-1000"]
+    assert scoped[0].score == pytest.approx(1 / (1 + float(((ours - query) ** 2).sum())), rel=1e-4)
+    two = article_filter(frozenset({"ours", "bulk-3"}))
+    assert {d.meta["article_id"] for d in dense.run(query_embedding=query.tolist(), filters=two)["documents"]} <= {
+        "ours",
+        "bulk-3",
+    }

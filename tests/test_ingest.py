@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.config import IngestSettings, Settings
-from bot.errors import IngestError
+from bot.errors import IndexBusyError, IngestError
 from bot.ingest import Quota, forget, ingest_bytes, ingest_file, ingest_url
 from bot.ingest.extract import extract_pdf, reflow
 from bot.ingest.fetch import fetch_url, is_public_address
@@ -65,7 +66,8 @@ def _files(settings: Settings) -> set[str]:
 @pytest.mark.parametrize(
     "address",
     ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-     "224.0.0.1", "240.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1"],
+     "224.0.0.1", "240.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+     "2002:7f00:1::", "2002:a9fe:a9fe::1", "2001:0:5db8:d70e::1"],  # 6to4 of 127.0.0.1 and 169.254.169.254; Teredo
 )
 def test_non_public_addresses_are_refused(address: str):
     assert not is_public_address(ipaddress.ip_address(address))
@@ -74,6 +76,7 @@ def test_non_public_addresses_are_refused(address: str):
 def test_public_addresses_pass():
     assert is_public_address(ipaddress.ip_address("93.184.215.14"))
     assert is_public_address(ipaddress.ip_address("2606:4700::1111"))
+    assert is_public_address(ipaddress.ip_address("2002:5db8:d70e::1"))  # 6to4 of a public IPv4 address
 
 
 def test_loopback_url_is_refused_without_contacting_it(site: NewsSite):
@@ -175,6 +178,20 @@ def test_redirect_loop_stops(site: NewsSite):
 def test_fetch_limits(site: NewsSite, path: str, message: str):
     with pytest.raises(IngestError, match=message):
         fetch_url(site.url(path), OPEN.model_copy(update={"max_bytes": 100_000}))
+
+
+def test_total_timeout_holds_against_a_server_that_drips(site: NewsSite):
+    """One byte every 0.3 s never trips the read timeout (1 s); the total timeout (1 s) must still stop it."""
+    started = time.monotonic()
+    with pytest.raises(IngestError, match="took over 1 s to download"):
+        fetch_url(site.url("/drip"), OPEN.model_copy(update={"total_timeout_s": 1.0}))
+    assert time.monotonic() - started < 5  # the whole page would take over 30 s
+
+
+def test_total_timeout_counts_every_redirect_hop(site: NewsSite):
+    """Five redirects of 0.4 s each: every hop is quick, together they are over the 1 s total."""
+    with pytest.raises(IngestError, match="took over 1 s to download"):
+        fetch_url(site.url("/slow-hop"), OPEN.model_copy(update={"total_timeout_s": 1.0}))
 
 
 def test_user_agent_is_sent(site: NewsSite):
@@ -300,6 +317,22 @@ def test_pdf_url_and_markdown_file_become_articles(ingest_settings: Settings, si
     assert "Edda Lindqvist" in chunks and "Captain Rui Salgado" in chunks and "**" not in chunks
 
 
+def test_ingested_article_ids_follow_the_one_id_rule(ingest_settings: Settings):
+    """A long file name gets the id ``qabot index add`` would give the same file (``article_id_for``), and a
+    second article under that name gets a suffixed id that is still its file name under the same rule."""
+    from bot.articles import MAX_ARTICLE_ID_CHARS, article_id_for
+
+    name = "Harbour Authority: " + "the bridge over the western channel reopens " * 3
+    first = ingest_bytes(ingest_settings, ARTICLE_HTML, f"{name}.html").info.article_id
+    second = ingest_bytes(ingest_settings, make_pdf(PDF_TITLE, PDF_LINES), f"{name}.pdf").info.article_id
+    assert first == article_id_for(Path(f"{name}.txt"))
+    assert second != first and second.startswith(first[:40])
+    for article_id in (first, second):
+        assert len(article_id) <= MAX_ARTICLE_ID_CHARS
+        assert article_id_for(Path(f"{article_id}.txt")) == article_id
+        assert (ingest_settings.resolve(ingest_settings.articles_dir) / f"{article_id}.txt").exists()
+
+
 # -- chat-only articles: ledger, quota, forget ------------------------------------------------------------------
 
 
@@ -331,6 +364,44 @@ def test_chat_articles_are_listed_quota_checked_and_forgotten(ingest_settings: S
     assert not (ingest_settings.resolve(ingest_settings.articles_dir) / f"{result.info.article_id}.txt").exists()
     assert load_library(ingest_settings).private == {}
     assert forget(ingest_settings, ["aleppo-siege-2016"], chat_a) == []  # shared articles are never forgotten
+
+
+def test_forget_keeps_the_article_private_until_it_is_out_of_the_index(ingest_settings: Settings, tmp_path: Path):
+    """A /forget whose re-indexing fails (another writer holds the index) leaves the article listed as private and
+    its file in place: its chunks, still in the index, never become visible to every chat."""
+    from bot.indexing import index_write_lock, load_index
+
+    pdf = tmp_path / "notice.pdf"
+    pdf.write_bytes(make_pdf(PDF_TITLE, PDF_LINES))
+    chat = chat_owner(1)
+    article_id = ingest_file(ingest_settings, pdf, owner=chat).info.article_id
+    busy = settings_with(ingest_settings, index=ingest_settings.index.model_copy(update={"lock_timeout_s": 0.2}))
+    with index_write_lock(busy.resolve(busy.index_dir), 1.0), pytest.raises(IndexBusyError, match="another"):
+        forget(busy, [article_id], chat)
+    assert article_id in {info.article_id for info in load_index(busy).articles}  # still served ...
+    assert load_library(busy).owned_by(chat) == [article_id]  # ... so still private
+    assert (busy.resolve(busy.articles_dir) / f"{article_id}.txt").exists()
+
+    forget(busy, [article_id], chat)
+    assert article_id not in {info.article_id for info in load_index(busy).articles}
+    assert load_library(busy).private == {}
+
+
+def test_forget_finishes_a_removal_that_was_interrupted(ingest_settings: Settings, tmp_path: Path):
+    """The file is gone (an earlier removal deleted it, then its re-indexing failed) but the index still holds
+    the article: /forget takes it out of the index, then out of the ledger."""
+    from bot.indexing import load_index
+
+    pdf = tmp_path / "notice.pdf"
+    pdf.write_bytes(make_pdf(PDF_TITLE, PDF_LINES))
+    chat = chat_owner(1)
+    article_id = ingest_file(ingest_settings, pdf, owner=chat).info.article_id
+    (ingest_settings.resolve(ingest_settings.articles_dir) / f"{article_id}.txt").unlink()
+    assert article_id in {info.article_id for info in load_index(ingest_settings).articles}
+
+    assert [info.article_id for info in forget(ingest_settings, [article_id], chat)] == [article_id]
+    assert article_id not in {info.article_id for info in load_index(ingest_settings).articles}
+    assert load_library(ingest_settings).private == {}
 
 
 def test_ingested_page_is_answered_and_its_furniture_is_not(ingest_settings: Settings, site: NewsSite):

@@ -29,7 +29,7 @@ from bot.indexing import KILL_AT_ENV
 from bot.server import create_app
 from bot.stores.pgvector_store import DSN_ENV, StoreUnavailableError
 from tests.conftest import QUESTIONS_FILE, settings_with
-from tests.test_pgvector_store import _drop_schema, _new_schema, pg_dsn  # noqa: F401 (a fixture)
+from tests.test_pgvector_store import _drop_schema, _new_schema, _refuse_deletes, pg_dsn  # noqa: F401 (a fixture)
 
 NEW_ARTICLE = """---
 title: Port Elwin bridge reopens after repairs
@@ -184,6 +184,27 @@ def test_remove_on_another_machine_without_the_file(pg_settings: Settings, tmp_p
     with pytest.raises(ArticleError, match="no article 'port-elwin-bridge' in the store"):
         stores.remove_article(elsewhere, "port-elwin-bridge", progress_bar=False)
     (pg_settings.resolve(pg_settings.articles_dir) / "port-elwin-bridge.txt").unlink()  # tidy this machine
+
+
+def test_a_failed_remove_keeps_the_file_and_the_chunks(pg_settings: Settings, pg_dsn: str, tmp_path):  # noqa: F811
+    """The database is changed before the file: when PostgreSQL refuses, the article is still whole."""
+    path = tmp_path / "port-elwin-bridge.txt"
+    path.write_text(NEW_ARTICLE, encoding="utf-8")
+    stores.add_article(pg_settings, path, progress_bar=False)
+    copied = pg_settings.resolve(pg_settings.articles_dir) / "port-elwin-bridge.txt"
+    schema = pg_settings.document_store.pg_schema
+    _refuse_deletes(pg_dsn, schema)
+    try:
+        with pytest.raises(StoreUnavailableError, match="removing 'port-elwin-bridge' failed"):
+            stores.remove_article(pg_settings, "port-elwin-bridge", progress_bar=False)
+        assert copied.exists()
+        index = stores.load_index(pg_settings)
+        assert "port-elwin-bridge" in [a.article_id for a in index.articles]
+        index.store.close()
+    finally:
+        _refuse_deletes(pg_dsn, schema, refuse=False)
+    stores.remove_article(pg_settings, "port-elwin-bridge", progress_bar=False)
+    assert not copied.exists()
 
 
 def test_health_reports_the_store(workers):

@@ -191,6 +191,33 @@ def test_delete_removes_an_article_atomically(store: PgvectorArticleStore):
     assert _stored_term_rows(store) == 1  # the chunks' stored search vectors went with them
 
 
+def _refuse_deletes(dsn: str, schema: str, refuse: bool = True) -> None:
+    """A trigger that makes PostgreSQL itself refuse to delete an article row (a real database error)."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        if refuse:
+            connection.execute(
+                f"CREATE FUNCTION {schema}.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'deletes refused by the test'; END $$"
+            )
+            connection.execute(
+                f"CREATE TRIGGER refuse BEFORE DELETE ON {schema}.qabot_articles "
+                f"FOR EACH ROW EXECUTE FUNCTION {schema}.refuse()"
+            )
+        else:
+            connection.execute(f"DROP TRIGGER refuse ON {schema}.qabot_articles")
+            connection.execute(f"DROP FUNCTION {schema}.refuse()")
+
+
+def test_a_failed_delete_is_one_clear_error_and_changes_nothing(store: PgvectorArticleStore):
+    store.upsert_article(ArticleInfo("a", "A"), _chunks("a", ["a1.", "a2."]))
+    _refuse_deletes(os.environ[DSN_ENV], store.schema)
+    with pytest.raises(StoreUnavailableError, match="removing 'a' failed and changed nothing: deletes refused"):
+        store.delete_article("a")
+    assert store.version() == 1 and store.count_chunks("a") == 2
+    _refuse_deletes(os.environ[DSN_ENV], store.schema, refuse=False)
+    assert store.delete_article("a") is True  # the connection is still usable after the failure
+
+
 def test_keyword_search_follows_replaced_text(store: PgvectorArticleStore):
     def found(word: str) -> list[str]:
         return [d.content for d in store.documents._keyword_retrieval(word, top_k=4)]

@@ -32,7 +32,6 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 PDF_TYPES = frozenset({"application/pdf"})
 ACCEPTED_TYPES = HTML_TYPES | PDF_TYPES
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,16 @@ def is_public_address(address: IPAddress) -> bool:
 
     ``is_global`` already excludes private, loopback, link-local, shared (100.64/10), documentation and
     reserved ranges; multicast is checked on its own because some multicast ranges count as global.
-    An IPv4 address wrapped in IPv6 (``::ffff:127.0.0.1``) is judged as the IPv4 address it is.
+    An IPv4 address wrapped in IPv6 — mapped (``::ffff:127.0.0.1``) or 6to4 (``2002:7f00:1::``, which a 6to4
+    relay turns into a packet for 127.0.0.1) — is judged as the IPv4 address it carries. Teredo (2001::/32)
+    is refused outright: the client address inside is obfuscated and the tunnel's relay is not ours to judge.
     """
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.teredo is not None:
+            return False
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is not None:
+            address = embedded
     return address.is_global and not (address.is_multicast or address.is_unspecified or address.is_reserved)
 
 
@@ -87,6 +92,7 @@ def fetch_url(
     # trust_env=False: a proxy from the environment would connect on its own and bypass the pinned address.
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         for hop in range(settings.max_redirects + 1):
+            _check_deadline(deadline, url, settings)  # a chain of slow redirects counts against the same limit
             request = _pinned_request(client, current, settings, resolver, address_allowed)
             try:
                 response = client.send(request, stream=True)
@@ -107,6 +113,11 @@ def fetch_url(
             finally:
                 response.close()
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+
+def _check_deadline(deadline: float, url: str, settings: IngestSettings) -> None:
+    if time.monotonic() > deadline:
+        raise IngestError(f"{url} took over {settings.total_timeout_s:g} s to download")
 
 
 def _host(url: str) -> str:
@@ -179,12 +190,13 @@ def _read_document(
     try:
         # Decoded bytes are counted: a server that compresses anyway (we ask for identity) gets the same limit,
         # and a compression bomb is cut off after one network read's worth of output.
-        for chunk in response.iter_bytes(_CHUNK):
+        # No chunk size: each network read is yielded as it arrives (a size would buffer until that many bytes
+        # came), so the deadline is checked even against a server that drips one byte at a time.
+        for chunk in response.iter_bytes():
             body += chunk
             if len(body) > settings.max_bytes:
                 raise IngestError(f"{final_url} is over the {settings.max_bytes:,}-byte limit")
-            if time.monotonic() > deadline:
-                raise IngestError(f"{final_url} took over {settings.total_timeout_s:g} s to download")
+            _check_deadline(deadline, final_url, settings)
     except httpx.TimeoutException as error:
         raise IngestError(f"{_host(final_url)} stopped sending ({type(error).__name__})") from error
     except httpx.HTTPError as error:

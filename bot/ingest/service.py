@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from bot.articles import Article, ArticleInfo, load_article, parse_article
+from bot.articles import (
+    MAX_ARTICLE_ID_CHARS,
+    Article,
+    ArticleInfo,
+    article_id_from_text,
+    load_article,
+    parse_article,
+)
 from bot.config import IngestSettings, Settings
 from bot.errors import ArticleError, IngestError
 from bot.ingest.extract import (
@@ -152,7 +159,7 @@ def _store(
         _check_quota(library, owner, quota, len(article.text))
         articles_dir = settings.resolve(settings.articles_dir)
         articles_dir.mkdir(parents=True, exist_ok=True)
-        path = _free_path(articles_dir, _slug(slug_source), digest)
+        path = _free_path(articles_dir, slug_source, digest)
         if owner is not None:  # listed before the file exists: never visible to everyone, not even briefly
             library.private[path.stem] = PrivateArticle(owners=[owner], chars=len(article.text))
             library.save()
@@ -211,32 +218,42 @@ def _check_quota(library: Library, owner: str | None, quota: Quota | None, chars
 
 
 def forget(settings: Settings, article_ids: list[str], owner: str) -> list[ArticleInfo]:
-    """Take ``owner``'s chat-only articles away from it; an article nobody owns any more is deleted and the
-    index rebuilt. Shared articles are never touched. Returns what was forgotten."""
-    from bot.stores import build_index
+    """Take ``owner``'s chat-only articles away from it; an article nobody owns any more is removed from the
+    index and the articles folder. Shared articles are never touched. Returns what was forgotten.
+
+    The order matters: an article is taken out of the index (``bot.stores.remove_article``) *before* its ledger
+    entry goes, so there is never a moment when its chunks are served but no longer marked private. If removing
+    fails, the ledger still lists it and the error propagates (nothing is shown to anyone else).
+    """
+    from bot.stores import build_index, remove_article
 
     forgotten: list[ArticleInfo] = []
     with _LOCK:
         library = load_library(settings)
         articles_dir = settings.resolve(settings.articles_dir)
-        deleted = False
         for article_id in article_ids:
             entry = library.private.get(article_id)
             if entry is None or owner not in entry.owners:
                 continue
-            path = articles_dir / f"{article_id}.txt"
             try:
-                forgotten.append(load_article(path).info)
+                info = load_article(articles_dir / f"{article_id}.txt").info
             except ArticleError:
-                forgotten.append(ArticleInfo(article_id=article_id, title=article_id))
-            entry.owners.remove(owner)
-            if not entry.owners:
-                path.unlink(missing_ok=True)
-                deleted = True
-        library.private = {k: v for k, v in library.private.items() if v.owners}
-        library.save()
-        if deleted:
-            build_index(settings, progress_bar=False)
+                info = ArticleInfo(article_id=article_id, title=article_id)
+            if entry.owners == [owner]:  # the last owner: out of the index first, then out of the ledger
+                path = articles_dir / f"{article_id}.txt"
+                try:
+                    remove_article(settings, article_id, progress_bar=False)
+                except ArticleError:
+                    if path.exists():
+                        raise  # refused (e.g. the only article): nothing changed, the ledger keeps it private
+                    # The file went in an earlier removal that did not finish: bring the index in line with
+                    # the folder, which takes the article's chunks out.
+                    build_index(settings, progress_bar=False)
+                del library.private[article_id]
+            else:
+                entry.owners.remove(owner)
+            library.save()
+            forgotten.append(info)
     return forgotten
 
 
@@ -274,12 +291,11 @@ def _normal_url(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
 
 
-def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60].strip("-")
-    return slug or "article"
-
-
-def _free_path(articles_dir: Path, slug: str, digest: str) -> Path:
-    """``<slug>.txt``, or ``<slug>-<hash>.txt`` when another article already has that name."""
+def _free_path(articles_dir: Path, slug_source: str, digest: str) -> Path:
+    """``<id>.txt``, or ``<id>-<hash>.txt`` when another article already has that id; the file's stem is its
+    article id under the one rule (``article_id_from_text``), hash included."""
+    slug = article_id_from_text(slug_source) or "article"
     path = articles_dir / f"{slug}.txt"
-    return path if not path.exists() else articles_dir / f"{slug}-{digest[:8]}.txt"
+    if not path.exists():
+        return path
+    return articles_dir / f"{article_id_from_text(slug[: MAX_ARTICLE_ID_CHARS - 9])}-{digest[:8]}.txt"

@@ -22,8 +22,8 @@ from bot.indexing import (
     article_fingerprint,
     build_indexing_pipeline,
     copy_into_articles,
-    delete_from_articles,
     index_write_lock,
+    removable_article_files,
 )
 from bot.stores.pgvector_store import PgvectorArticleStore, check_dsn
 
@@ -81,18 +81,23 @@ def add_article(settings: Settings, path: Path, progress_bar: bool = True) -> tu
 
 
 def remove_article(settings: Settings, article_id: str, progress_bar: bool = True) -> BuildResult:
-    """Delete the article's file (when this machine has it) and its chunks and row (one transaction)."""
+    """Delete the article's chunks and row (one transaction), then its file (when this machine has it)."""
     started = time.perf_counter()
     articles_dir = settings.resolve(settings.articles_dir)
     with index_write_lock(settings.resolve(settings.index_dir), settings.index.lock_timeout_s):
         store = open_store(settings)
         try:
+            paths: list[Path] = []
             if any(article_id_for(path) == article_id for path in articles_dir.glob("*.txt")):
-                delete_from_articles(settings, article_id)
+                paths = removable_article_files(settings, article_id)  # checked first: a refusal changes nothing
             elif article_id not in store.article_fingerprints():
                 known = ", ".join(sorted(store.article_fingerprints())) or "none"
                 raise ArticleError(f"no article {article_id!r} in the store or in {articles_dir} (articles: {known})")
+            # The database first: if it fails, the file stays and the chunks are served as before (never a file
+            # gone while its chunks are still answered from).
             store.delete_article(article_id)
+            for path in paths:
+                path.unlink(missing_ok=True)
             return _result(store, started, True, 0)
         finally:
             store.close()

@@ -300,12 +300,17 @@ class PgvectorArticleStore:
     def delete_article(self, article_id: str) -> bool:
         """Remove an article and its chunks atomically; False (and no new version) when it was not there."""
         connection = self._connection()
-        with connection.transaction():
-            removed = connection.execute(self._sql("DELETE FROM {articles} WHERE article_id = %s"), (article_id,))
-            connection.execute(self._sql("DELETE FROM {chunks} WHERE meta->>'article_id' = %s"), (article_id,))
-            if not removed.rowcount:
-                return False
-            self._bump_version()
+        try:
+            with connection.transaction():
+                removed = connection.execute(self._sql("DELETE FROM {articles} WHERE article_id = %s"), (article_id,))
+                connection.execute(self._sql("DELETE FROM {chunks} WHERE meta->>'article_id' = %s"), (article_id,))
+                if not removed.rowcount:
+                    return False
+                self._bump_version()
+        except Error as error:
+            raise StoreUnavailableError(
+                f"removing {article_id!r} failed and changed nothing: {reason(_first_cause(error))}"
+            ) from error
         return True
 
     # -- internals ----------------------------------------------------------------------------------------
