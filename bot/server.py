@@ -201,7 +201,7 @@ def create_app(
 
     settings = service.settings
     ask_body_limit = ASK_BODY_OVERHEAD + 6 * settings.answers.max_question_chars
-    add_lock = threading.Lock()  # one article added at a time: each add rebuilds the index
+    add_lock = threading.Lock()  # one article added at a time: each add updates the index (incrementally)
     batcher: AnswerBatcher[Resolved, Answer] | None = None
     if conversations is None:
         conversations = conversation_store(settings)

@@ -2,9 +2,11 @@
 
 Shaped like the python-telegram-bot examples: ``build_application`` wires everything (rate limiter,
 concurrent updates, handlers, error handler, ``post_init`` that puts the service in ``bot_data``) and
-``run_bot`` runs it with long polling or a webhook. Handlers only parse the message, ask the service through
-an ``AnswerBatcher`` (inference runs in threads, batched across chats, so the event loop stays free) and
-render with ``render_telegram_html``. Every failure ends in a message to the user, never in a dead bot.
+``run_bot`` runs it with long polling or a webhook. This module keeps the transport, start-up, /help and the
+error handler; answering a chat (conversation memory, buttons, rendering with ``render_telegram_html``) lives in
+``bot.telegram_chat`` and the article commands in ``bot.telegram_articles``. Questions go to the service through
+an ``AnswerBatcher`` (inference runs in threads, batched across chats, so the event loop stays free). Every
+failure ends in a message to the user, never in a dead bot.
 
 The token is a password: the caller reads it (``read_token``) and it is kept out of every log record.
 """
@@ -154,17 +156,6 @@ def help_messages(articles: Sequence[ArticleInfo]) -> list[str]:
         if len(articles) > MAX_TITLES_IN_HELP:
             lines.append(f"…and {len(articles) - MAX_TITLES_IN_HELP} more.")
     lines += ["", "/sources — the articles with their source and date", "/help — this message"]
-    return split_message("\n".join(lines))
-
-
-def sources_messages(articles: Sequence[ArticleInfo]) -> list[str]:
-    """/sources: every indexed article with its source and date (HTML)."""
-    if not articles:
-        return ["No article is indexed yet."]
-    lines = ["<b>Indexed articles</b>"]
-    for article in articles:
-        details = ", ".join(html.escape(part) for part in (article.source, article.date) if part)
-        lines.append(f"• {html.escape(article.title)}" + (f" — <i>{details}</i>" if details else ""))
     return split_message("\n".join(lines))
 
 
