@@ -41,7 +41,7 @@ from bot.conversation import answer_resolved
 from bot.errors import BotSetupError, InvalidQuestionError
 from bot.rendering import split_message
 from bot.stores import conversation_store
-from bot.telegram_articles import register_article_handlers
+from bot.telegram_articles import DESK_KEY, register_article_handlers, visible_articles
 from bot.telegram_chat import (
     command_for_us,
     is_group,
@@ -177,8 +177,16 @@ async def _reply(message: Message, texts: Sequence[str], as_html: bool = False) 
 
 
 async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if update.effective_message:
-        await _reply(update.effective_message, help_messages(_service(context).articles()), as_html=True)
+    """/start and /help list what *this chat* may ask about: the rule of /sources, never another chat's articles."""
+    message, chat = update.effective_message, update.effective_chat
+    if message is None or chat is None:
+        return
+    desk = context.bot_data.get(DESK_KEY)
+    if desk is None:  # no article commands registered: every article is shared
+        articles = _service(context).articles()
+    else:  # reads the ledger: off the event loop, like /sources
+        articles = await asyncio.to_thread(visible_articles, desk, chat.id)
+    await _reply(message, help_messages(articles), as_html=True)
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -154,6 +154,14 @@ async def test_chat_article_is_seen_by_its_chat_only(per_chat: EmulatorClient):
     await per_chat.send_command(CHAT_A, "/sources")
     (listing,) = await per_chat.replies(CHAT_A)
     assert f"{PDF_TITLE} [this chat only]" in shown_text(listing)
+    # /help and /start list titles by the same rule: chat A's article is not shown to chat B.
+    for command in ("/help", "/start"):
+        await per_chat.send_command(CHAT_B, command)
+        (help_text,) = await per_chat.replies(CHAT_B)
+        assert PDF_TITLE not in shown_text(help_text) and "Tidal bridge" in shown_text(help_text)
+    await per_chat.send_command(CHAT_A, "/help")
+    (help_text,) = await per_chat.replies(CHAT_A)
+    assert PDF_TITLE in shown_text(help_text)
 
 
 def _long_article(title: str, sentences: int) -> bytes:
