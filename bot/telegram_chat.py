@@ -9,8 +9,9 @@ handlers with ``register_chat_handlers`` and prepares their state with ``prepare
   when a message replies to one of its messages, or to ``/ask <question>``; it stays silent otherwise and
   ignores commands addressed to other bots (``/start@OtherBot``).
 * Buttons under an answer: "Other answers" (the runner-ups) and 👍 / 👎. Every callback query is answered
-  (Telegram shows a spinner until it is). Votes are appended to a JSON-lines file: question, answer, vote,
-  time and a salted hash of the chat id — no names, nothing that identifies a person without the salt.
+  (Telegram shows a spinner until it is). One vote per answer and user; votes are appended to a JSON-lines
+  file: question, answer, vote, time and a salted hash of the chat id — no names, nothing that identifies a
+  person without the salt.
 * Typing status only when an answer takes longer than ``TYPING_DELAY_S``: most answers take ~50 ms, and
   each ``sendChatAction`` is one more call under Telegram's per-chat rate limit.
 """
@@ -63,6 +64,7 @@ GREETING_REPLY = "Hi! Ask me a question about the article — /help shows which 
 THANKS_REPLY = "You're welcome! Ask me anything else about the article."
 STALE_BUTTON = "That answer is too old for its buttons; please ask again."
 VOTE_THANKS = "Thanks for the feedback!"
+ALREADY_VOTED = "Your vote on this answer is already counted."
 REFUSAL_HELP = f"{REFUSAL_HINT} /help shows the article; /new starts a new topic."
 
 _GREETING = re.compile(r"^(hi|hello|hey|hallo|hiya|good (morning|afternoon|evening)|greetings)( there| bot)?\W*$", re.I)
@@ -75,17 +77,24 @@ T = TypeVar("T")
 
 
 class FeedbackLog:
-    """Append-only JSON lines of votes; safe for the bot's threads and handlers (one lock, one write each)."""
+    """Append-only JSON lines of votes; safe for the bot's threads and handlers (one lock, one write each).
 
-    def __init__(self, path: Path, salt: str) -> None:
+    At most one vote per (answer, user): a second click on 👍 or 👎 would otherwise count twice. The votes seen
+    are remembered for as long as an answer's buttons work (``RECENT_ANSWERS`` answers), in memory like them.
+    """
+
+    def __init__(self, path: Path, salt: str, remember: int = RECENT_ANSWERS * 4) -> None:
         self.path = path
         self._salt = salt
         self._lock = threading.Lock()
+        self._voted: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._remember = remember
 
     def chat_hash(self, chat_id: int) -> str:
         return hashlib.sha256(f"{self._salt}:{chat_id}".encode()).hexdigest()[:16]
 
-    def record(self, question: str, answer: str | None, vote: str, chat_id: int) -> None:
+    def record(self, answer_key: str, user_id: int, question: str, answer: str | None, vote: str, chat_id: int) -> bool:
+        """Write the vote; False (nothing written) when this user already voted on this answer."""
         line = json.dumps(
             {
                 "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -97,9 +106,15 @@ class FeedbackLog:
             ensure_ascii=False,
         )
         with self._lock:
+            if (answer_key, user_id) in self._voted:
+                return False
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as file:
                 file.write(line + "\n")
+            self._voted[(answer_key, user_id)] = None
+            while len(self._voted) > self._remember:
+                self._voted.popitem(last=False)
+            return True
 
 
 def prepare_chat_state(
@@ -306,8 +321,9 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 await _send(query.message, render_alternatives_html(answer))
             return
         feedback: FeedbackLog = context.bot_data[FEEDBACK_KEY]
-        await asyncio.to_thread(feedback.record, answer.question, answer.text, action, chat_id)
-        notice = VOTE_THANKS
+        user_id = query.from_user.id if query.from_user is not None else chat_id
+        counted = await asyncio.to_thread(feedback.record, key, user_id, answer.question, answer.text, action, chat_id)
+        notice = VOTE_THANKS if counted else ALREADY_VOTED
     finally:
         try:
             await query.answer(notice)

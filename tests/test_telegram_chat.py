@@ -21,6 +21,7 @@ import pytest_asyncio
 
 from bot.config import TelegramSettings
 from bot.telegram_chat import (
+    ALREADY_VOTED,
     GREETING_REPLY,
     NEW_CONVERSATION,
     STALE_BUTTON,
@@ -174,6 +175,16 @@ async def test_other_answers_and_votes(client: EmulatorClient, chat_settings: Te
     assert len(answers) == answered_before + 3  # every press answered, the stale one too
     notices = [call.get("text") for call in answers]
     assert VOTE_THANKS in notices and STALE_BUTTON in notices
+
+    # Clicking again (the same or the other vote) is answered but not counted twice.
+    await client.press_button(621, reply, keys["👍"])
+    await client.press_button(621, reply, keys["👎"])
+    for _ in range(100):
+        answers = await client.bot_calls("answerCallbackQuery")
+        if len(answers) >= answered_before + 5:
+            break
+        await asyncio.sleep(0.1)
+    assert [call.get("text") for call in answers[-2:]] == [ALREADY_VOTED, ALREADY_VOTED]
 
     (vote,) = [json.loads(line) for line in Path(chat_settings.feedback_file).read_text().splitlines()]
     assert vote["vote"] == "up" and vote["question"] == "What is Ahrar al-Sham a coalition of?"
