@@ -84,6 +84,11 @@ def read_token(environ: Mapping[str, str]) -> str:
     return token
 
 
+def redact(text: str, token: str) -> str:
+    """``text`` with the bot token replaced: for anything shown or logged that may quote a request URL."""
+    return text.replace(token, REDACTED) if token else text
+
+
 class TokenRedactingFilter(logging.Filter):
     """Replaces the token in a record's message and traceback.
 
@@ -101,11 +106,11 @@ class TokenRedactingFilter(logging.Filter):
         except Exception:  # a malformed log call: let the handler report it, as it would without us
             return True
         if self.token in message:
-            record.msg, record.args = message.replace(self.token, REDACTED), None
+            record.msg, record.args = redact(message, self.token), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text and self.token in record.exc_text:
-            record.exc_text = record.exc_text.replace(self.token, REDACTED)
+            record.exc_text = redact(record.exc_text, self.token)
         return True
 
 
@@ -304,10 +309,10 @@ def check_bot_api(token: str, settings: TelegramSettings) -> str:
             "check it with @BotFather"
         ) from None
     except NetworkError as error:  # TimedOut is a NetworkError
-        reason = " ".join(str(error).replace(token, REDACTED).split()) or type(error).__name__
+        reason = " ".join(redact(str(error), token).split()) or type(error).__name__
         raise BotSetupError(f"cannot reach the Bot API at {server}: {reason}") from None
     except TelegramError as error:
-        reason = " ".join(str(error).replace(token, REDACTED).split()) or type(error).__name__
+        reason = " ".join(redact(str(error), token).split()) or type(error).__name__
         raise BotSetupError(f"the Bot API at {server} refused getMe: {reason}") from None
 
 
