@@ -26,7 +26,6 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,13 +35,14 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
-from bot.conversation import ConversationStore, InMemoryConversationStore, describe, resolve_follow_up, turn_for
+from bot.conversation import ConversationStore, InMemoryConversationStore, Resolved, describe, take_turn
 from bot.errors import InvalidQuestionError
 from bot.rendering import REFUSAL_HINT, render_alternatives_html, render_telegram_html
 from bot.telegram_articles import chat_scope
 
 if TYPE_CHECKING:
     from bot.answer import Answer
+    from bot.answering import ArticleScope
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,12 @@ async def register_commands(application: Application) -> None:
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in BOT_COMMANDS])
     except TelegramError as error:
         log.warning("could not register the command menu (set_my_commands): %s", error)
+
+
+def telegram_conversation_id(chat_id: int) -> str:
+    """A chat's key in the conversation store, shared with the HTTP API (``http:<id>``) under the pgvector
+    backend: the prefix keeps an HTTP client from ever reading or continuing a Telegram chat."""
+    return f"telegram:{chat_id}"
 
 
 # -- who is talking to whom -----------------------------------------------------------------------------
@@ -243,22 +249,26 @@ async def answer_in_chat(message: Message, context: ContextTypes.DEFAULT_TYPE, t
     from bot.telegram_bot import BATCHER_KEY, SERVICE_KEY, _reply, clean_question
 
     service = context.bot_data[SERVICE_KEY]
-    try:
-        question = clean_question(service, text)
-    except InvalidQuestionError as error:
-        await _reply(message, [str(error)])
-        return
-    chitchat = small_talk_reply(question)
+    chitchat = small_talk_reply(text)  # a greeting is short: it always passes validation, so check it first
     if chitchat:
         await _reply(message, [chitchat])
         return
-    store = context.bot_data[CONVERSATIONS_KEY]
-    conversation_id = str(message.chat_id)
-    resolved = resolve_follow_up(question, await asyncio.to_thread(store.get, conversation_id))  # may be a DB read
-    scope = await chat_scope(context, message.chat_id)  # the articles this chat may be answered from
-    answer = await with_typing(context.bot_data[BATCHER_KEY].ask((resolved, scope)), context.bot, message.chat_id)
-    answer = replace(answer, question=question)
-    await asyncio.to_thread(store.append, conversation_id, turn_for(question, resolved, answer.text))
+
+    async def answer_one(resolved: Resolved, scope: ArticleScope) -> Answer:
+        return await with_typing(context.bot_data[BATCHER_KEY].ask((resolved, scope)), context.bot, message.chat_id)
+
+    try:
+        answer, resolved = await take_turn(
+            text,
+            validate=lambda question: clean_question(service, question),
+            store=context.bot_data[CONVERSATIONS_KEY],
+            conversation_id=telegram_conversation_id(message.chat_id),
+            scope=await chat_scope(context, message.chat_id),  # the articles this chat may be answered from
+            answer=answer_one,
+        )
+    except InvalidQuestionError as error:
+        await _reply(message, [str(error)])
+        return
     note = describe(resolved)
     if not answer.answered:
         await _send(message, render_telegram_html(answer, note=note, hint=REFUSAL_HELP))
@@ -299,7 +309,7 @@ async def new_conversation(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     message = update.effective_message
     if message is None:
         return
-    await asyncio.to_thread(context.bot_data[CONVERSATIONS_KEY].reset, str(message.chat_id))
+    await asyncio.to_thread(context.bot_data[CONVERSATIONS_KEY].reset, telegram_conversation_id(message.chat_id))
     await _reply(message, [NEW_CONVERSATION])
 
 
