@@ -8,9 +8,9 @@ it with prompt_toolkit's own pipe input instead of a terminal.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.conversation import (
@@ -18,8 +18,8 @@ from bot.conversation import (
     Resolved,
     answer_resolved,
     describe,
-    resolve_follow_up,
-    turn_for,
+    take_turn,
+    turn_json_line,
 )
 from bot.errors import InvalidQuestionError
 from bot.rendering import render_terminal
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
 
     from bot.answer import Answer
-    from bot.answering import QAService
+    from bot.answering import ArticleScope, QAService
 
 SESSION_ID = "cli"
 HELP_TEXT = """Ask a question about the articles in plain words; follow-ups such as "who backs it?" use the
@@ -50,20 +50,22 @@ class Conversation:
 
     def ask(self, question: str) -> tuple[Answer, Resolved]:
         """Answer ``question`` (validated first: InvalidQuestionError changes nothing) and remember the turn."""
-        question = self.service.validate_question(question)
-        resolved = resolve_follow_up(question, self.store.get(self.conversation_id))
-        (answer,) = answer_resolved(self.service, [resolved])
-        answer = replace(answer, question=question)
-        self.store.append(self.conversation_id, turn_for(question, resolved, answer.text))
-        return answer, resolved
+
+        async def answer_one(resolved: Resolved, scope: ArticleScope) -> Answer:
+            return answer_resolved(self.service, [resolved], [scope])[0]
+
+        turn = take_turn(
+            question,
+            validate=self.service.validate_question,
+            store=self.store,
+            conversation_id=self.conversation_id,
+            scope=None,  # the terminal is the operator's: every article
+            answer=answer_one,
+        )
+        return asyncio.run(turn)
 
     def reset(self) -> None:
         self.store.reset(self.conversation_id)
-
-
-def json_line(answer: Answer, resolved: Resolved) -> str:
-    """The ``ask --json`` object plus ``interpreted_as`` (the rewritten question, or null)."""
-    return json.dumps({**answer.to_json_dict(), "interpreted_as": resolved.interpreted_as}, ensure_ascii=False)
 
 
 def run_json(conversation: Conversation, lines: Iterable[str], write: Callable[[str], None]) -> int:
@@ -79,7 +81,7 @@ def run_json(conversation: Conversation, lines: Iterable[str], write: Callable[[
             failures += 1
             write(json.dumps({"question": line[:200], "error": str(error)}, ensure_ascii=False))
             continue
-        write(json_line(answer, resolved))
+        write(turn_json_line(answer, resolved))
     return failures
 
 

@@ -17,13 +17,19 @@ news bot are short; the rules below were chosen on ``tests/data/aleppo_followups
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:  # the service pulls in the model libraries
+    from bot.answer import Answer
+    from bot.answering import ArticleScope
 
 # -- memory ---------------------------------------------------------------------------------------------
 
@@ -483,3 +489,37 @@ def answer_resolved(
 def turn_for(question: str, resolved: Resolved, answer_text: str | None) -> Turn:
     """The turn to remember after answering ``question``."""
     return Turn(question, resolved.question_for_reader, answer_text, resolved.reference)
+
+
+# -- one turn of a conversation (the CLI chat, the Telegram bot and the HTTP API all take turns here) ----------
+
+async def take_turn(
+    question: str,
+    *,
+    validate: Callable[[str], str],
+    store: ConversationStore,
+    conversation_id: str | None,
+    scope: ArticleScope,
+    answer: Callable[[Resolved, ArticleScope], Awaitable[Answer]],
+) -> tuple[Answer, Resolved]:
+    """Validate → resolve a follow-up against the conversation → answer → remember the turn.
+
+    ``validate`` raises ``InvalidQuestionError`` before anything is read or remembered. ``conversation_id`` None
+    is a question outside any conversation (nothing read, nothing remembered). The store may be a database
+    (``bot.stores``), so it is read and written off the event loop. ``answer`` is how the caller answers one
+    resolved question in ``scope`` (the Telegram bot and the HTTP API batch through an ``AnswerBatcher``).
+    The answer's ``question`` is the question as asked; how it was read is ``Resolved.interpreted_as``.
+    """
+    question = validate(question)
+    history = await asyncio.to_thread(store.get, conversation_id) if conversation_id is not None else []
+    resolved = resolve_follow_up(question, history)
+    result = replace(await answer(resolved, scope), question=question)
+    if conversation_id is not None:
+        await asyncio.to_thread(store.append, conversation_id, turn_for(question, resolved, result.text))
+    return result, resolved
+
+
+def turn_json_line(answer: Answer, resolved: Resolved) -> str:
+    """The ``ask --json`` object plus ``interpreted_as`` (the rewritten question, or null): ``chat --json`` and
+    ``POST /ask`` print exactly this."""
+    return json.dumps({**answer.to_json_dict(), "interpreted_as": resolved.interpreted_as}, ensure_ascii=False)

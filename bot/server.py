@@ -1,7 +1,8 @@
 """``qabot serve``: the HTTP API, a thin FastAPI layer over the one ``QAService`` (like the CLI and the bot).
 
     GET  /health     200 when the index answers (chunk count, fingerprint), 503 with the reason otherwise
-    POST /ask        {"question": ..., "conversation_id": ...?} -> exactly the ``qabot ask --json`` object
+    POST /ask        {"question": ..., "conversation_id": ...?} -> the ``qabot chat --json`` object (``ask --json``
+                     plus ``interpreted_as``), answered from the shared library (no chat's own articles)
     POST /articles   a .txt body (optional front matter) or JSON {text, title, ...}; needs the admin token
     GET  /docs       OpenAPI documentation (served from the package, no CDN); /openapi.json the schema
 
@@ -49,13 +50,13 @@ from starlette.exceptions import HTTPException
 import bot
 from bot.answer_batcher import AnswerBatcher
 from bot.articles import MAX_ARTICLE_BYTES, article_id_for, parse_article
-from bot.conversation import ConversationStore, Resolved, answer_resolved, resolve_follow_up, turn_for
+from bot.conversation import ConversationStore, Resolved, answer_resolved, take_turn, turn_json_line
 from bot.errors import ArticleError, InvalidQuestionError, QabotError
-from bot.rendering import render_json_line
+from bot.ingest.library import load_library
 
 if TYPE_CHECKING:  # the service pulls in the model libraries
     from bot.answer import Answer
-    from bot.answering import QAService
+    from bot.answering import ArticleScope, QAService
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,12 @@ _ASK_EXAMPLE = {
     "context": "It is backed by Turkey, Saudi Arabia, and Qatar.",
     "source": {"article_id": "aleppo-siege-2016", "title": "…", "start": 1234, "end": 1265},
     "alternatives": [],
+    "interpreted_as": None,
 }
 
 
 class AskRequest(BaseModel):
-    """One question; the reply is exactly what ``qabot ask --json`` prints for it."""
+    """One question; the reply is exactly what ``qabot chat --json`` writes for it."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -201,8 +203,8 @@ def create_app(
 
     settings = service.settings
     ask_body_limit = ASK_BODY_OVERHEAD + 6 * settings.answers.max_question_chars
-    add_lock = threading.Lock()  # one article added at a time: each add rebuilds the index
-    batcher: AnswerBatcher[Resolved, Answer] | None = None
+    add_lock = threading.Lock()  # one article added at a time: each add updates the index (incrementally)
+    batcher: AnswerBatcher[tuple[Resolved, ArticleScope], Answer] | None = None
     if conversations is None:
         conversations = conversation_store(settings)
 
@@ -210,7 +212,9 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         nonlocal batcher
         batcher = AnswerBatcher(
-            lambda batch: answer_resolved(service, batch), window=BATCH_WINDOW_S, workers=ANSWER_WORKERS
+            lambda batch: answer_resolved(service, [resolved for resolved, _ in batch], [s for _, s in batch]),
+            window=BATCH_WINDOW_S,
+            workers=ANSWER_WORKERS,
         )
         try:
             yield
@@ -254,7 +258,7 @@ def create_app(
 
     @app.post(
         "/ask",
-        summary="Answer a question (the `qabot ask --json` object)",
+        summary="Answer a question (the `qabot chat --json` object: `ask --json` plus `interpreted_as`)",
         responses={
             200: {
                 "description": "The answer; `answer` is null when the articles don't say.",
@@ -265,20 +269,20 @@ def create_app(
         },
     )
     async def ask(body: AskRequest) -> Response:
-        try:
-            question = service.validate_question(body.question)
-        except InvalidQuestionError as error:
-            return _error(422, str(error))
         assert batcher is not None, "the lifespan creates the batcher before the first request"
         conversation_id = body.conversation_id
-        resolved = Resolved(question, question)
-        if conversation_id is not None:
-            history = await run_in_threadpool(conversations.get, conversation_id)
-            resolved = resolve_follow_up(question, history)
-        answer = await batcher.ask(resolved)
-        if conversation_id is not None:
-            await run_in_threadpool(conversations.append, conversation_id, turn_for(question, resolved, answer.text))
-        return Response(render_json_line(answer), media_type="application/json")
+        try:
+            answer, resolved = await take_turn(
+                body.question,
+                validate=service.validate_question,  # before the batch: a bad question fails alone (422)
+                store=conversations,
+                conversation_id=None if conversation_id is None else http_conversation_id(conversation_id),
+                scope=await run_in_threadpool(shared_scope, service),  # reads the ledger
+                answer=lambda resolved, scope: batcher.ask((resolved, scope)),
+            )
+        except InvalidQuestionError as error:
+            return _error(422, str(error))
+        return Response(turn_json_line(answer, resolved), media_type="application/json")
 
     @app.post(
         "/articles",
@@ -321,6 +325,21 @@ def create_app(
         return await run_in_threadpool(_add, service, add_lock, chosen_id, text)
 
     return app
+
+
+def http_conversation_id(conversation_id: str) -> str:
+    """The store key of a client's conversation: ``http:`` keeps it apart from Telegram's ``telegram:<chat id>``
+    (one store under the pgvector backend), so a client can never read or continue a Telegram chat."""
+    return f"http:{conversation_id}"
+
+
+def shared_scope(service: QAService) -> ArticleScope:
+    """The articles an HTTP question may be answered from: the shared library, never a Telegram chat's own
+    articles (``bot.ingest.library``); None (no filter) while no article is private. Blocking: reads the ledger."""
+    library = load_library(service.settings)
+    if not library.private:
+        return None
+    return frozenset(article.article_id for article in library.visible(service.articles(), None))
 
 
 def _article_text(content_type: str, body: bytes) -> tuple[str, str | None]:

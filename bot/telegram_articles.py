@@ -133,7 +133,7 @@ async def add_url(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     async def fetch_and_ingest() -> IngestResult:
         return await asyncio.to_thread(ingest_url, desk.settings, url, owner=owner, quota=desk.quota)
 
-    await _ingest_with_progress(message, owner, fetch_and_ingest)
+    await _ingest_with_progress(message, owner, fetch_and_ingest, context.bot.token)
 
 
 async def add_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -161,13 +161,17 @@ async def add_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         data = bytes(await telegram_file.download_as_bytearray())
         return await asyncio.to_thread(ingest_bytes, desk.settings, data, name, owner=owner, quota=desk.quota)
 
-    await _ingest_with_progress(message, owner, download_and_ingest)
+    await _ingest_with_progress(message, owner, download_and_ingest, context.bot.token)
 
 
 async def _ingest_with_progress(
-    message: Message, owner: str | None, work: Callable[[], Awaitable[IngestResult]]
+    message: Message, owner: str | None, work: Callable[[], Awaitable[IngestResult]], token: str
 ) -> None:
-    """Show "Reading the article…", run ``work``, and edit the progress message into its result."""
+    """Show "Reading the article…", run ``work``, and edit the progress message into its result.
+
+    A Telegram error may quote the file URL, which carries the bot token: its text is redacted before it is shown.
+    """
+    from bot.telegram_bot import redact  # telegram_bot imports this module
     progress = await message.reply_text(READING, do_quote=message.build_reply_arguments())
     try:
         result = await work()
@@ -175,7 +179,7 @@ async def _ingest_with_progress(
         await _edit(progress, f"Sorry, I couldn't add that: {error}")
         return
     except TelegramError as error:
-        await _edit(progress, f"Sorry, I couldn't download that file from Telegram: {error}")
+        await _edit(progress, f"Sorry, I couldn't download that file from Telegram: {redact(str(error), token)}")
         return
     title = html.escape(result.info.title)
     where = "for this chat only" if owner is not None else "to the shared library"

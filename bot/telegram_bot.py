@@ -2,9 +2,11 @@
 
 Shaped like the python-telegram-bot examples: ``build_application`` wires everything (rate limiter,
 concurrent updates, handlers, error handler, ``post_init`` that puts the service in ``bot_data``) and
-``run_bot`` runs it with long polling or a webhook. Handlers only parse the message, ask the service through
-an ``AnswerBatcher`` (inference runs in threads, batched across chats, so the event loop stays free) and
-render with ``render_telegram_html``. Every failure ends in a message to the user, never in a dead bot.
+``run_bot`` runs it with long polling or a webhook. This module keeps the transport, start-up, /help and the
+error handler; answering a chat (conversation memory, buttons, rendering with ``render_telegram_html``) lives in
+``bot.telegram_chat`` and the article commands in ``bot.telegram_articles``. Questions go to the service through
+an ``AnswerBatcher`` (inference runs in threads, batched across chats, so the event loop stays free). Every
+failure ends in a message to the user, never in a dead bot.
 
 The token is a password: the caller reads it (``read_token``) and it is kept out of every log record.
 """
@@ -39,7 +41,7 @@ from bot.conversation import answer_resolved
 from bot.errors import BotSetupError, InvalidQuestionError
 from bot.rendering import split_message
 from bot.stores import conversation_store
-from bot.telegram_articles import register_article_handlers
+from bot.telegram_articles import DESK_KEY, register_article_handlers, visible_articles
 from bot.telegram_chat import (
     command_for_us,
     is_group,
@@ -82,6 +84,11 @@ def read_token(environ: Mapping[str, str]) -> str:
     return token
 
 
+def redact(text: str, token: str) -> str:
+    """``text`` with the bot token replaced: for anything shown or logged that may quote a request URL."""
+    return text.replace(token, REDACTED) if token else text
+
+
 class TokenRedactingFilter(logging.Filter):
     """Replaces the token in a record's message and traceback.
 
@@ -99,11 +106,11 @@ class TokenRedactingFilter(logging.Filter):
         except Exception:  # a malformed log call: let the handler report it, as it would without us
             return True
         if self.token in message:
-            record.msg, record.args = message.replace(self.token, REDACTED), None
+            record.msg, record.args = redact(message, self.token), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text and self.token in record.exc_text:
-            record.exc_text = record.exc_text.replace(self.token, REDACTED)
+            record.exc_text = redact(record.exc_text, self.token)
         return True
 
 
@@ -157,17 +164,6 @@ def help_messages(articles: Sequence[ArticleInfo]) -> list[str]:
     return split_message("\n".join(lines))
 
 
-def sources_messages(articles: Sequence[ArticleInfo]) -> list[str]:
-    """/sources: every indexed article with its source and date (HTML)."""
-    if not articles:
-        return ["No article is indexed yet."]
-    lines = ["<b>Indexed articles</b>"]
-    for article in articles:
-        details = ", ".join(html.escape(part) for part in (article.source, article.date) if part)
-        lines.append(f"• {html.escape(article.title)}" + (f" — <i>{details}</i>" if details else ""))
-    return split_message("\n".join(lines))
-
-
 # -- handlers -------------------------------------------------------------------------------------------
 
 
@@ -186,8 +182,16 @@ async def _reply(message: Message, texts: Sequence[str], as_html: bool = False) 
 
 
 async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if update.effective_message:
-        await _reply(update.effective_message, help_messages(_service(context).articles()), as_html=True)
+    """/start and /help list what *this chat* may ask about: the rule of /sources, never another chat's articles."""
+    message, chat = update.effective_message, update.effective_chat
+    if message is None or chat is None:
+        return
+    desk = context.bot_data.get(DESK_KEY)
+    if desk is None:  # no article commands registered: every article is shared
+        articles = _service(context).articles()
+    else:  # reads the ledger: off the event loop, like /sources
+        articles = await asyncio.to_thread(visible_articles, desk, chat.id)
+    await _reply(message, help_messages(articles), as_html=True)
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -305,10 +309,10 @@ def check_bot_api(token: str, settings: TelegramSettings) -> str:
             "check it with @BotFather"
         ) from None
     except NetworkError as error:  # TimedOut is a NetworkError
-        reason = " ".join(str(error).replace(token, REDACTED).split()) or type(error).__name__
+        reason = " ".join(redact(str(error), token).split()) or type(error).__name__
         raise BotSetupError(f"cannot reach the Bot API at {server}: {reason}") from None
     except TelegramError as error:
-        reason = " ".join(str(error).replace(token, REDACTED).split()) or type(error).__name__
+        reason = " ".join(redact(str(error), token).split()) or type(error).__name__
         raise BotSetupError(f"the Bot API at {server} refused getMe: {reason}") from None
 
 

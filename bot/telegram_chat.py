@@ -9,8 +9,9 @@ handlers with ``register_chat_handlers`` and prepares their state with ``prepare
   when a message replies to one of its messages, or to ``/ask <question>``; it stays silent otherwise and
   ignores commands addressed to other bots (``/start@OtherBot``).
 * Buttons under an answer: "Other answers" (the runner-ups) and 👍 / 👎. Every callback query is answered
-  (Telegram shows a spinner until it is). Votes are appended to a JSON-lines file: question, answer, vote,
-  time and a salted hash of the chat id — no names, nothing that identifies a person without the salt.
+  (Telegram shows a spinner until it is). One vote per answer and user; votes are appended to a JSON-lines
+  file: question, answer, vote, time and a salted hash of the chat id — no names, nothing that identifies a
+  person without the salt.
 * Typing status only when an answer takes longer than ``TYPING_DELAY_S``: most answers take ~50 ms, and
   each ``sendChatAction`` is one more call under Telegram's per-chat rate limit.
 """
@@ -25,7 +26,6 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,13 +35,14 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
-from bot.conversation import ConversationStore, InMemoryConversationStore, describe, resolve_follow_up, turn_for
+from bot.conversation import ConversationStore, InMemoryConversationStore, Resolved, describe, take_turn
 from bot.errors import InvalidQuestionError
 from bot.rendering import REFUSAL_HINT, render_alternatives_html, render_telegram_html
 from bot.telegram_articles import chat_scope
 
 if TYPE_CHECKING:
     from bot.answer import Answer
+    from bot.answering import ArticleScope
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ GREETING_REPLY = "Hi! Ask me a question about the article — /help shows which 
 THANKS_REPLY = "You're welcome! Ask me anything else about the article."
 STALE_BUTTON = "That answer is too old for its buttons; please ask again."
 VOTE_THANKS = "Thanks for the feedback!"
+ALREADY_VOTED = "Your vote on this answer is already counted."
 REFUSAL_HELP = f"{REFUSAL_HINT} /help shows the article; /new starts a new topic."
 
 _GREETING = re.compile(r"^(hi|hello|hey|hallo|hiya|good (morning|afternoon|evening)|greetings)( there| bot)?\W*$", re.I)
@@ -75,17 +77,24 @@ T = TypeVar("T")
 
 
 class FeedbackLog:
-    """Append-only JSON lines of votes; safe for the bot's threads and handlers (one lock, one write each)."""
+    """Append-only JSON lines of votes; safe for the bot's threads and handlers (one lock, one write each).
 
-    def __init__(self, path: Path, salt: str) -> None:
+    At most one vote per (answer, user): a second click on 👍 or 👎 would otherwise count twice. The votes seen
+    are remembered for as long as an answer's buttons work (``RECENT_ANSWERS`` answers), in memory like them.
+    """
+
+    def __init__(self, path: Path, salt: str, remember: int = RECENT_ANSWERS * 4) -> None:
         self.path = path
         self._salt = salt
         self._lock = threading.Lock()
+        self._voted: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._remember = remember
 
     def chat_hash(self, chat_id: int) -> str:
         return hashlib.sha256(f"{self._salt}:{chat_id}".encode()).hexdigest()[:16]
 
-    def record(self, question: str, answer: str | None, vote: str, chat_id: int) -> None:
+    def record(self, answer_key: str, user_id: int, question: str, answer: str | None, vote: str, chat_id: int) -> bool:
+        """Write the vote; False (nothing written) when this user already voted on this answer."""
         line = json.dumps(
             {
                 "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -97,9 +106,15 @@ class FeedbackLog:
             ensure_ascii=False,
         )
         with self._lock:
+            if (answer_key, user_id) in self._voted:
+                return False
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as file:
                 file.write(line + "\n")
+            self._voted[(answer_key, user_id)] = None
+            while len(self._voted) > self._remember:
+                self._voted.popitem(last=False)
+            return True
 
 
 def prepare_chat_state(
@@ -122,6 +137,12 @@ async def register_commands(application: Application) -> None:
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in BOT_COMMANDS])
     except TelegramError as error:
         log.warning("could not register the command menu (set_my_commands): %s", error)
+
+
+def telegram_conversation_id(chat_id: int) -> str:
+    """A chat's key in the conversation store, shared with the HTTP API (``http:<id>``) under the pgvector
+    backend: the prefix keeps an HTTP client from ever reading or continuing a Telegram chat."""
+    return f"telegram:{chat_id}"
 
 
 # -- who is talking to whom -----------------------------------------------------------------------------
@@ -228,22 +249,26 @@ async def answer_in_chat(message: Message, context: ContextTypes.DEFAULT_TYPE, t
     from bot.telegram_bot import BATCHER_KEY, SERVICE_KEY, _reply, clean_question
 
     service = context.bot_data[SERVICE_KEY]
-    try:
-        question = clean_question(service, text)
-    except InvalidQuestionError as error:
-        await _reply(message, [str(error)])
-        return
-    chitchat = small_talk_reply(question)
+    chitchat = small_talk_reply(text)  # a greeting is short: it always passes validation, so check it first
     if chitchat:
         await _reply(message, [chitchat])
         return
-    store = context.bot_data[CONVERSATIONS_KEY]
-    conversation_id = str(message.chat_id)
-    resolved = resolve_follow_up(question, await asyncio.to_thread(store.get, conversation_id))  # may be a DB read
-    scope = await chat_scope(context, message.chat_id)  # the articles this chat may be answered from
-    answer = await with_typing(context.bot_data[BATCHER_KEY].ask((resolved, scope)), context.bot, message.chat_id)
-    answer = replace(answer, question=question)
-    await asyncio.to_thread(store.append, conversation_id, turn_for(question, resolved, answer.text))
+
+    async def answer_one(resolved: Resolved, scope: ArticleScope) -> Answer:
+        return await with_typing(context.bot_data[BATCHER_KEY].ask((resolved, scope)), context.bot, message.chat_id)
+
+    try:
+        answer, resolved = await take_turn(
+            text,
+            validate=lambda question: clean_question(service, question),
+            store=context.bot_data[CONVERSATIONS_KEY],
+            conversation_id=telegram_conversation_id(message.chat_id),
+            scope=await chat_scope(context, message.chat_id),  # the articles this chat may be answered from
+            answer=answer_one,
+        )
+    except InvalidQuestionError as error:
+        await _reply(message, [str(error)])
+        return
     note = describe(resolved)
     if not answer.answered:
         await _send(message, render_telegram_html(answer, note=note, hint=REFUSAL_HELP))
@@ -284,7 +309,7 @@ async def new_conversation(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     message = update.effective_message
     if message is None:
         return
-    await asyncio.to_thread(context.bot_data[CONVERSATIONS_KEY].reset, str(message.chat_id))
+    await asyncio.to_thread(context.bot_data[CONVERSATIONS_KEY].reset, telegram_conversation_id(message.chat_id))
     await _reply(message, [NEW_CONVERSATION])
 
 
@@ -306,8 +331,9 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 await _send(query.message, render_alternatives_html(answer))
             return
         feedback: FeedbackLog = context.bot_data[FEEDBACK_KEY]
-        await asyncio.to_thread(feedback.record, answer.question, answer.text, action, chat_id)
-        notice = VOTE_THANKS
+        user_id = query.from_user.id if query.from_user is not None else chat_id
+        counted = await asyncio.to_thread(feedback.record, key, user_id, answer.question, answer.text, action, chat_id)
+        notice = VOTE_THANKS if counted else ALREADY_VOTED
     finally:
         try:
             await query.answer(notice)

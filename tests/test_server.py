@@ -68,8 +68,9 @@ def test_ask_returns_the_cli_json_object(client: TestClient, qa_service):
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert body == qa_service.answer(QUESTION).to_json_dict()
-    assert set(body) == {"question", "answer", "score", "context", "source", "alternatives"}
+    # Exactly what `qabot chat --json` prints: the `ask --json` object plus `interpreted_as`.
+    assert body == {**qa_service.answer(QUESTION).to_json_dict(), "interpreted_as": None}
+    assert set(body) == {"question", "answer", "score", "context", "source", "alternatives", "interpreted_as"}
     assert body["answer"] == "Turkey, Saudi Arabia, and Qatar"
 
 
@@ -90,8 +91,40 @@ def test_a_follow_up_in_a_conversation_is_resolved(client: TestClient):
     follow_up = "Who characterises it as a terror organisation?"
     answer = client.post("/ask", json={"question": follow_up, "conversation_id": "chat-43"}).json()
     alone = client.post("/ask", json={"question": follow_up}).json()
-    assert "Ahrar al-Sham" in answer["question"] and "Russia" in (answer["answer"] or "")
-    assert alone["question"] == follow_up
+    # As `chat --json`: `question` is what was asked, `interpreted_as` how it was read.
+    assert answer["question"] == follow_up and "Ahrar al-Sham" in answer["interpreted_as"]
+    assert "Russia" in (answer["answer"] or "")
+    assert alone["question"] == follow_up and alone["interpreted_as"] is None
+
+
+def test_the_http_answer_is_the_chat_json_line(client: TestClient, qa_service):
+    """One conversation turn for the CLI chat and the HTTP API: the same questions give the same objects."""
+    from bot.chat import Conversation, run_json
+
+    questions = ["Who backs Ahrar al-Sham?", "Who characterises it as a terror organisation?"]
+    lines: list[str] = []
+    run_json(Conversation(qa_service), questions, lines.append)
+    over_http = [client.post("/ask", json={"question": q, "conversation_id": "chat-cli"}).json() for q in questions]
+    assert over_http == [json.loads(line) for line in lines]
+
+
+def test_http_conversations_are_kept_apart_from_telegram_chats(qa_service):
+    """One store (the pgvector backend shares it): an HTTP client can never read or continue a Telegram chat."""
+    from bot.conversation import InMemoryConversationStore, Turn
+    from bot.telegram_chat import telegram_conversation_id
+
+    store = InMemoryConversationStore()
+    telegram_chat = telegram_conversation_id(621)
+    store.append(telegram_chat, Turn("Who backs Ahrar al-Sham?", "Who backs Ahrar al-Sham?", "Turkey"))
+    follow_up = "Who characterises it as a terror organisation?"
+    with TestClient(create_app(qa_service, admin_token=None, conversations=store)) as api:
+        for guess in (telegram_chat, "621"):
+            body = api.post("/ask", json={"question": follow_up, "conversation_id": guess}).json()
+            # not read as a follow-up of the Telegram chat (neither rewritten nor reported as rewritten)
+            assert body["question"] == follow_up and body.get("interpreted_as") is None, guess
+        api.post("/ask", json={"question": "What does SOHR stand for?", "conversation_id": "mine"})
+    assert len(store.get(telegram_chat)) == 1  # the Telegram chat was not continued
+    assert len(store.get("http:mine")) == 1 and store.get("mine") == []
 
 
 @pytest.mark.parametrize(
@@ -295,7 +328,8 @@ def test_serve_process_answers_like_the_cli_and_stops_gracefully(
             _qabot("ask", "--json", QUESTION, "--config", str(config_file)), capture_output=True, text=True, timeout=300
         )
         assert cli.returncode == 0, cli.stderr
-        assert served.status_code == 200 and served.json() == json.loads(cli.stdout)
+        # the `ask --json` object plus `interpreted_as`, as `chat --json` writes it
+        assert served.status_code == 200 and served.json() == {**json.loads(cli.stdout), "interpreted_as": None}
 
         # Questions in flight when SIGTERM arrives are still answered, then the process ends. uvicorn re-raises
         # the signal after its graceful shutdown, so the exit status is "terminated by SIGTERM".
@@ -375,3 +409,29 @@ def test_adding_an_article_does_not_block_other_requests(admin_client: TestClien
     finished.append(f"docs {docs.status_code}")
     adding.join(timeout=300)
     assert finished == ["docs 200", "add 201"]
+
+
+def test_http_questions_are_answered_from_the_shared_library_only(
+    project_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+):
+    """A Telegram chat's own article (``user_articles: per_chat``) is never an HTTP answer; shared ones are."""
+    from bot.answering import QAService
+    from bot.ingest import ingest_bytes
+    from bot.ingest.library import chat_owner
+
+    root = tmp_path_factory.mktemp("server-library")
+    (root / "articles").mkdir()
+    shutil.copy(SEED_ARTICLE, root / "articles" / SEED_ARTICLE.name)
+    settings = settings_with(project_settings, articles_dir=root / "articles", index_dir=root / "index")
+    build_index(settings, progress_bar=False)
+    private = BRIDGE_ARTICLE.replace("title: Kelvin harbour bridge reopens", "title: A chat's own bridge notes") + (
+        "The council will paint new cycle lanes on the approach roads once the bridge is open again. " * 3
+    )
+    ingest_bytes(settings, private.encode(), "bridge.txt", owner=chat_owner(501))
+    service = QAService.from_settings(settings)
+    assert service.answer("Which firm carried out the repairs of the bridge?").text == "Brandt & Sons"  # indexed
+    with TestClient(create_app(service, admin_token=None)) as api:
+        private_question = api.post("/ask", json={"question": "Which firm carried out the repairs of the bridge?"})
+        shared_question = api.post("/ask", json={"question": QUESTION})
+    assert "Brandt" not in (private_question.json()["answer"] or "")
+    assert shared_question.json()["answer"] == "Turkey, Saudi Arabia, and Qatar"

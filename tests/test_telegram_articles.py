@@ -154,6 +154,14 @@ async def test_chat_article_is_seen_by_its_chat_only(per_chat: EmulatorClient):
     await per_chat.send_command(CHAT_A, "/sources")
     (listing,) = await per_chat.replies(CHAT_A)
     assert f"{PDF_TITLE} [this chat only]" in shown_text(listing)
+    # /help and /start list titles by the same rule: chat A's article is not shown to chat B.
+    for command in ("/help", "/start"):
+        await per_chat.send_command(CHAT_B, command)
+        (help_text,) = await per_chat.replies(CHAT_B)
+        assert PDF_TITLE not in shown_text(help_text) and "Tidal bridge" in shown_text(help_text)
+    await per_chat.send_command(CHAT_A, "/help")
+    (help_text,) = await per_chat.replies(CHAT_A)
+    assert PDF_TITLE in shown_text(help_text)
 
 
 def _long_article(title: str, sentences: int) -> bytes:
@@ -200,3 +208,34 @@ async def test_use_focuses_on_one_article_and_forget_removes_it(per_chat: Emulat
     assert "Added for this chat only" in await _add(per_chat, CHAT_A, file_name="bridge-notes.md", data=(
         b"# Cycle routes to the tidal bridge\n\n" + b"The council will paint new cycle lanes on Quay Street. " * 20
     ))
+
+
+class _RecordedMessage:
+    """Just the two Message calls ``_ingest_with_progress`` makes (reply, then edit), recorded."""
+
+    def __init__(self) -> None:
+        self.edits: list[str] = []
+
+    def build_reply_arguments(self, **_: object) -> dict:
+        return {}
+
+    async def reply_text(self, text: str, **_: object) -> _RecordedMessage:
+        return self
+
+    async def edit_text(self, text: str, **_: object) -> None:
+        self.edits.append(text)
+
+
+async def test_a_telegram_error_shown_to_the_chat_never_quotes_the_token():
+    from telegram.error import NetworkError
+
+    from bot.telegram_articles import _ingest_with_progress
+    from bot.telegram_bot import REDACTED
+
+    async def failing_download():
+        raise NetworkError(f"httpx.ConnectError: http://127.0.0.1:1/file/bot{TOKEN}/documents/file_1.pdf")
+
+    message = _RecordedMessage()
+    await _ingest_with_progress(message, None, failing_download, TOKEN)  # type: ignore[arg-type]
+    (shown,) = message.edits
+    assert "couldn't download that file" in shown and TOKEN not in shown and REDACTED in shown

@@ -21,6 +21,8 @@ import pytest_asyncio
 
 from bot.config import TelegramSettings
 from bot.telegram_chat import (
+    ALREADY_VOTED,
+    CONVERSATIONS_KEY,
     GREETING_REPLY,
     NEW_CONVERSATION,
     STALE_BUTTON,
@@ -29,7 +31,15 @@ from bot.telegram_chat import (
     with_typing,
 )
 from tests.telegram_emulator.harness import Emulator, EmulatorClient
-from tests.test_telegram_bot import bold_answer, bot_and_client, emulator, needs_node, session_loop, shown_text
+from tests.test_telegram_bot import (
+    bold_answer,
+    bot_and_client,
+    emulator,
+    needs_node,
+    running_bot,
+    session_loop,
+    shown_text,
+)
 
 __all__ = ["emulator"]  # the session's emulator fixture, shared with test_telegram_bot
 
@@ -175,6 +185,16 @@ async def test_other_answers_and_votes(client: EmulatorClient, chat_settings: Te
     notices = [call.get("text") for call in answers]
     assert VOTE_THANKS in notices and STALE_BUTTON in notices
 
+    # Clicking again (the same or the other vote) is answered but not counted twice.
+    await client.press_button(621, reply, keys["👍"])
+    await client.press_button(621, reply, keys["👎"])
+    for _ in range(100):
+        answers = await client.bot_calls("answerCallbackQuery")
+        if len(answers) >= answered_before + 5:
+            break
+        await asyncio.sleep(0.1)
+    assert [call.get("text") for call in answers[-2:]] == [ALREADY_VOTED, ALREADY_VOTED]
+
     (vote,) = [json.loads(line) for line in Path(chat_settings.feedback_file).read_text().splitlines()]
     assert vote["vote"] == "up" and vote["question"] == "What is Ahrar al-Sham a coalition of?"
     assert vote["answer"] == bold_answer(reply) and set(vote) == {"time", "question", "answer", "vote", "chat"}
@@ -208,6 +228,25 @@ async def test_a_failing_command_menu_is_logged_and_the_bot_runs(
     finally:
         await probe.reset_wrapper()
         await probe.aclose()
+
+
+@needs_node
+@session_loop
+async def test_telegram_conversations_are_stored_under_a_telegram_key(
+    qa_service, chat_settings: TelegramSettings, emulator: Emulator
+):
+    """The store may be shared with the HTTP API (pgvector): a chat is ``telegram:<id>``, never a bare id that an
+    HTTP client could name as its ``conversation_id``."""
+    token = "888777:qabot-conversation-keys"
+    async with running_bot(qa_service, token, chat_settings) as application:
+        client = EmulatorClient(emulator, token)
+        try:
+            await say(client, 641, "What does SOHR stand for?")
+        finally:
+            await client.aclose()
+        store = application.bot_data[CONVERSATIONS_KEY]
+        assert [turn.question for turn in store.get("telegram:641")] == ["What does SOHR stand for?"]
+        assert store.get("641") == []
 
 
 # -- typing only when slow ------------------------------------------------------------------------------
