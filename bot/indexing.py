@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,12 @@ class LoadedIndex:
     def fingerprint(self) -> str:
         return self.manifest["fingerprint"]
 
+    @cached_property
+    def vectors(self) -> np.ndarray:
+        """The build's chunk vectors, memory-mapped (exact scoped search). ``load_index`` opens the map at once,
+        so it stays readable after a newer build has replaced this one on disk and removed its folder."""
+        return np.load(self.build_dir / VECTORS_FILE, mmap_mode="r")
+
     @property
     def articles(self) -> list[ArticleInfo]:
         return [ArticleInfo(**info) for info in self.manifest["articles"]]
@@ -120,7 +127,7 @@ class LoadedIndex:
         dense = ScopedDenseRetriever(  # exact for scoped questions: FAISS filters only after its search
             FAISSEmbeddingRetriever(document_store=self.store, top_k=retrieval.dense_top_k),
             self.store.filter_documents(),
-            np.load(self.build_dir / VECTORS_FILE, mmap_mode="r"),
+            self.vectors,
         )
         return assemble_retrieval(
             settings,
@@ -452,12 +459,15 @@ def load_index(settings: Settings) -> LoadedIndex:
             _set_ef_search(store, settings.index.hnsw_ef_search)
         keyword = KeywordIndex.load(build_dir / KEYWORD_DIR, store.filter_documents())
         ArticleInfo(**manifest["articles"][0])
+        loaded = LoadedIndex(store=store, keyword=keyword, manifest=manifest, build_dir=build_dir)
+        if len(loaded.vectors) != expected:  # opens the memory map now, while the build's folder exists
+            raise ValueError(f"expected {expected} vectors in {VECTORS_FILE}, found {len(loaded.vectors)}")
     except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as error:
         raise IndexCorruptError(
             f"the index in {build_dir} is unreadable ({type(error).__name__}: {error}); "
             "rebuild it with `qabot index`"
         ) from error
-    return LoadedIndex(store=store, keyword=keyword, manifest=manifest, build_dir=build_dir)
+    return loaded
 
 
 def _set_ef_search(store: FAISSDocumentStore, ef_search: int) -> None:
