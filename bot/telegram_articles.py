@@ -115,15 +115,22 @@ def _owner_for(desk: ArticleDesk, update: Update) -> tuple[bool, str | None]:
     return False, None
 
 
+async def _may_add(update: Update, context: ContextTypes.DEFAULT_TYPE, message: Message) -> tuple[bool, str | None]:
+    """``_owner_for`` for a handler that adds: a refused sender is told so here, once for every way of adding."""
+    allowed, owner = _owner_for(context.bot_data[DESK_KEY], update)
+    if not allowed:
+        await message.reply_text(ADMINS_ONLY)
+    return allowed, owner
+
+
 async def add_url(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/add URL: fetch, extract and index the article, editing the progress message into the result."""
     message = update.effective_message
     if message is None:
         return
     desk: ArticleDesk = context.bot_data[DESK_KEY]
-    allowed, owner = _owner_for(desk, update)
+    allowed, owner = await _may_add(update, context, message)
     if not allowed:
-        await message.reply_text(ADMINS_ONLY)
         return
     if len(context.args or []) != 1 or not is_url(context.args[0]):  # type: ignore[index]
         await message.reply_text(ADD_USAGE)
@@ -142,9 +149,8 @@ async def add_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if message is None or message.document is None:
         return
     desk: ArticleDesk = context.bot_data[DESK_KEY]
-    allowed, owner = _owner_for(desk, update)
+    allowed, owner = await _may_add(update, context, message)
     if not allowed:
-        await message.reply_text(ADMINS_ONLY)
         return
     document = message.document
     name = document.file_name or "document"
