@@ -49,7 +49,7 @@ from starlette.exceptions import HTTPException
 
 import bot
 from bot.answer_batcher import AnswerBatcher
-from bot.articles import MAX_ARTICLE_BYTES, article_id_for, parse_article
+from bot.articles import MAX_ARTICLE_BYTES, MAX_ARTICLE_ID_CHARS, article_id_from_text, parse_article
 from bot.conversation import ConversationStore, Resolved, answer_resolved, take_turn, turn_json_line
 from bot.errors import ArticleError, InvalidQuestionError, QabotError
 from bot.ingest.library import load_library
@@ -71,7 +71,6 @@ ASK_BODY_OVERHEAD = 4096
 # An article travels as text/plain (its own size) or inside JSON (escaped newlines, quotes, metadata).
 ARTICLE_BODY_LIMIT = 2 * MAX_ARTICLE_BYTES
 ARTICLE_ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-MAX_ARTICLE_ID_CHARS = 80
 
 _ASK_EXAMPLE = {
     "question": "who backs Ahrar al-Sham?",
@@ -360,12 +359,11 @@ def _article_text(content_type: str, body: bytes) -> tuple[str, str | None]:
 
 
 def _id_from_title(title: str) -> str:
-    """The id rule of article files (``article_id_for``) applied to the title, cut to a sane length."""
-    try:
-        slug = article_id_for(Path(title.replace("/", " ").replace(".", " ") + ".txt"))
-    except ArticleError:
-        raise ArticleError("cannot derive an article id from the title; pass article_id") from None
-    return slug[:MAX_ARTICLE_ID_CHARS].rstrip("-")
+    """The one article-id rule (``bot.articles.article_id_from_text``) applied to the title."""
+    slug = article_id_from_text(title)
+    if not slug:
+        raise ArticleError("cannot derive an article id from the title; pass article_id")
+    return slug
 
 
 def _add(service: QAService, lock: threading.Lock, article_id: str, text: str) -> JSONResponse:
