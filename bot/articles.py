@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import ArticleError
+from bot.errors import ArticleError, QabotError
 
 MAX_ARTICLE_BYTES = 2_000_000
 MAX_ARTICLE_ID_CHARS = 80  # the longest article id; bot/server.py checks given ids against the same number
@@ -112,23 +112,34 @@ def parse_article(raw: str, article_id: str) -> Article:
     return Article(info=info, text=text)
 
 
-def load_article(path: Path) -> Article:
-    """Read one article file with clear errors for missing, huge, binary or empty files."""
+def read_bounded(path: Path, limit: int, error: type[QabotError] = ArticleError) -> bytes:
+    """A file's bytes, or ``error`` saying why not (missing, not a file, over ``limit`` bytes) before reading it.
+
+    The one file rule for articles on disk and files handed to ``bot.ingest``."""
     try:
         size = path.stat().st_size
-    except OSError as error:
-        raise ArticleError(f"cannot read article {path}: {error.strerror or error}") from error
+    except OSError as cause:
+        raise error(f"cannot read {path}: {cause.strerror or cause}") from cause
     if not path.is_file():
-        raise ArticleError(f"{path} is not a file")
-    if size > MAX_ARTICLE_BYTES:
-        raise ArticleError(f"{path.name} is {size:,} bytes; articles over {MAX_ARTICLE_BYTES:,} bytes are refused")
-    data = path.read_bytes()
+        raise error(f"{path} is not a file")
+    if size > limit:
+        raise error(f"{path.name} is {size:,} bytes; the limit is {limit:,}")
+    return path.read_bytes()
+
+
+def decode_text(data: bytes, name: str, error: type[QabotError] = ArticleError) -> str:
+    """UTF-8 text, or ``error`` naming ``name``: a NUL byte means binary, and an invalid byte is located."""
     if b"\x00" in data:
-        raise ArticleError(f"{path.name} looks binary; articles must be UTF-8 text")
+        raise error(f"{name} looks binary; text articles must be UTF-8")
     try:
-        raw = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ArticleError(f"{path.name} is not UTF-8 text ({error.reason} at byte {error.start})") from error
+        return data.decode("utf-8")
+    except UnicodeDecodeError as cause:
+        raise error(f"{name} is not UTF-8 text ({cause.reason} at byte {cause.start})") from cause
+
+
+def load_article(path: Path) -> Article:
+    """Read one article file with clear errors for missing, huge, binary or empty files."""
+    raw = decode_text(read_bounded(path, MAX_ARTICLE_BYTES), path.name)
     return parse_article(raw, article_id_for(path))
 
 

@@ -26,8 +26,10 @@ from bot.articles import (
     Article,
     ArticleInfo,
     article_id_from_text,
+    decode_text,
     load_article,
     parse_article,
+    read_bounded,
 )
 from bot.config import IngestSettings, Settings
 from bot.errors import ArticleError, IngestError
@@ -90,15 +92,8 @@ def ingest_file(
     settings: Settings, path: Path, *, owner: str | None = None, quota: Quota | None = None
 ) -> IngestResult:
     """Index a local .txt, .md, .html or .pdf file."""
-    try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise IngestError(f"cannot read {path}: {error.strerror or error}") from error
-    if not path.is_file():
-        raise IngestError(f"{path} is not a file")
-    if size > settings.ingest.max_bytes:
-        raise IngestError(f"{path.name} is {size:,} bytes; the limit is {settings.ingest.max_bytes:,}")
-    return ingest_bytes(settings, path.read_bytes(), path.name, owner=owner, quota=quota)
+    data = read_bounded(path, settings.ingest.max_bytes, IngestError)
+    return ingest_bytes(settings, data, path.name, owner=owner, quota=quota)
 
 
 def ingest_bytes(
@@ -117,12 +112,7 @@ def ingest_bytes(
     elif suffix in (".html", ".htm"):
         extracted = extract_html(data)
     else:
-        if b"\x00" in data:
-            raise IngestError(f"{filename} looks binary; text articles must be UTF-8")
-        try:
-            raw = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise IngestError(f"{filename} is not UTF-8 text ({error.reason} at byte {error.start})") from error
+        raw = decode_text(data, filename, IngestError)
         extracted = extract_markdown(raw) if suffix in (".md", ".markdown") else extract_text(raw)
     return _store(settings, extracted, Path(filename).stem, source=extracted.site, url=None, owner=owner, quota=quota)
 
