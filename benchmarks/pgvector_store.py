@@ -38,7 +38,8 @@ from bot.chunking import SentenceChunker, article_document
 from bot.config import PROJECT_ROOT, Settings, load_settings
 from bot.evaluation import evaluate, gold_retrieved, load_questions
 from bot.indexing import build_index, build_indexing_pipeline
-from bot.stores.pgvector_store import DSN_ENV, PgvectorArticleStore, build_retrieval_pipeline, check_dsn, retrieve
+from bot.pipeline import QueryPipeline
+from bot.stores.pgvector_store import DSN_ENV, PgvectorArticleStore, build_retrieval_pipeline, check_dsn
 from training.squad_data import DEFAULT_SQUAD_PATH
 from training.squad_data import load_articles as load_squad
 
@@ -82,12 +83,13 @@ def measure_pgvector(settings: Settings, dsn: str, articles: list[Article], ques
             store.upsert_article(article.info, documents)
         write_s = time.perf_counter() - started
 
-        pipeline, _ = build_retrieval_pipeline(settings, store)
-        retrieve(pipeline, "warm-up question about the article?")
+        pipeline, passages_from = build_retrieval_pipeline(settings, store)
+        retrieval = QueryPipeline(pipeline, None, passages_from)  # the passages the reader would read
+        retrieval.passages("warm-up question about the article?")
         latencies, hits, answerable = [], 0, 0
         for question in questions:
             started = time.perf_counter()
-            passages = retrieve(pipeline, question.question)
+            passages = retrieval.passages(question.question)
             latencies.append((time.perf_counter() - started) * 1000)
             if question.golds:
                 answerable += 1

@@ -24,6 +24,7 @@ from bot.articles import ArticleInfo, load_articles
 from bot.config import PROJECT_ROOT, Settings
 from bot.evaluation import evaluate, gold_retrieved, load_questions
 from bot.indexing import build_indexing_pipeline
+from bot.pipeline import QueryPipeline
 from bot.stores.pgvector_store import (
     DSN_ENV,
     ListEmbeddingRetriever,
@@ -31,7 +32,6 @@ from bot.stores.pgvector_store import (
     StoreUnavailableError,
     build_retrieval_pipeline,
     index_article,
-    retrieve,
 )
 from tests.conftest import QUESTIONS_FILE
 
@@ -108,9 +108,10 @@ def _answerable():
 
 def test_recall_at_4_matches_faiss_and_bm25(article_store: PgvectorArticleStore, project_settings, qa_service):
     """pgvector (HNSW, cosine) + any-word full-text search, fused by RRF, against the FAISS + BM25 service."""
-    pipeline, _ = build_retrieval_pipeline(project_settings, article_store)
+    pipeline, passages_from = build_retrieval_pipeline(project_settings, article_store)
+    retrieval = QueryPipeline(pipeline, None, passages_from)  # the passages the reader would read
     questions = _answerable()
-    hits = sum(gold_retrieved(retrieve(pipeline, q.question), q.golds) for q in questions)
+    hits = sum(gold_retrieved(retrieval.passages(q.question), q.golds) for q in questions)
     pg_recall = 100 * hits / len(questions)
     faiss_recall = evaluate(qa_service, questions).retrieval_recall
     print(

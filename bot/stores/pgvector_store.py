@@ -458,10 +458,3 @@ class PgvectorIndex:
     def retrieval_pipeline(self, settings: Settings, text_embedder: Any) -> tuple[Pipeline, str]:
         return build_retrieval_pipeline(settings, self.store, text_embedder)
 
-
-def retrieve(pipeline: Pipeline, question: str) -> list[Document]:
-    """The fused passages for one question."""
-    inputs: dict[str, dict[str, str]] = {"text_embedder": {"text": question}}
-    if "bm25_retriever" in pipeline.graph.nodes:
-        inputs["bm25_retriever"] = {"query": question}
-    return pipeline.run(inputs)["joiner"]["documents"]
