@@ -335,10 +335,7 @@ def http_conversation_id(conversation_id: str) -> str:
 def shared_scope(service: QAService) -> ArticleScope:
     """The articles an HTTP question may be answered from: the shared library, never a Telegram chat's own
     articles (``bot.ingest.library``); None (no filter) while no article is private. Blocking: reads the ledger."""
-    library = load_library(service.settings)
-    if not library.private:
-        return None
-    return frozenset(article.article_id for article in library.visible(service.articles(), None))
+    return load_library(service.settings).scope(service.articles(), None)
 
 
 def _article_text(content_type: str, body: bytes) -> tuple[str, str | None]:

@@ -83,13 +83,7 @@ def visible_articles(desk: ArticleDesk, chat_id: int) -> list[ArticleInfo]:
 
 
 def _scope(desk: ArticleDesk, chat_id: int, focus: str | None) -> ArticleScope:
-    library = load_library(desk.settings)
-    if focus is None and not library.private:
-        return None  # nothing is private: no filter, retrieval exactly as without this module
-    visible = [a.article_id for a in library.visible(desk.service.articles(), chat_owner(chat_id))]
-    if focus is not None and focus in visible:
-        return frozenset({focus})
-    return frozenset(visible)
+    return load_library(desk.settings).scope(desk.service.articles(), chat_owner(chat_id), focus)
 
 
 async def chat_scope(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> ArticleScope:

@@ -15,6 +15,7 @@ answer time the speed work bought; these features cost microseconds. Words are c
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -58,6 +59,7 @@ def _fold(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
 
 
+@functools.lru_cache(maxsize=16_384)  # pure, and every candidate span re-stems the same question and passage
 def stem(word: str) -> str:
     """Crude stem that makes 'leads'/'leader' and 'recaptured'/'recapture' meet; first 6 letters."""
     word = _fold(word).replace("'s", "")

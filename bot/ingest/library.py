@@ -46,6 +46,16 @@ class Library:
     def visible(self, articles: Iterable[ArticleInfo], owner: str | None) -> list[ArticleInfo]:
         return [article for article in articles if self.is_visible(article.article_id, owner)]
 
+    def scope(
+        self, articles: Iterable[ArticleInfo], owner: str | None, focus: str | None = None
+    ) -> frozenset[str] | None:
+        """The article ids a question from ``owner`` may be answered from (``QAService``'s scope): None (no filter)
+        while nothing is private and nothing is focused; ``focus`` alone when ``owner`` may see it."""
+        if focus is None and not self.private:
+            return None
+        visible = [article.article_id for article in self.visible(articles, owner)]
+        return frozenset({focus}) if focus is not None and focus in visible else frozenset(visible)
+
     def owned_by(self, owner: str) -> list[str]:
         return [article_id for article_id, entry in self.private.items() if owner in entry.owners]
 
