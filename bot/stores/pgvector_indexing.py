@@ -25,7 +25,7 @@ from bot.indexing import (
     index_write_lock,
     removable_article_files,
 )
-from bot.stores.pgvector_store import PgvectorArticleStore, check_dsn
+from bot.stores.pgvector_store import PgvectorArticleStore, check_dsn, index_article
 
 BACKEND_NAME = "pgvector"
 
@@ -109,15 +109,11 @@ def _upsert(
     """Chunk, embed and upsert each pending article in its own transaction; returns the chunks embedded."""
     if not pending:
         return 0
-    from bot.chunking import article_document
-
     pipeline = build_indexing_pipeline(settings, progress_bar=False)
     bar = _progress(len(pending), progress_bar)
     embedded = 0
     for article, fingerprint in pending:
-        chunks = pipeline.run({"chunker": {"documents": [article_document(article)]}})["embedder"]["documents"]
-        store.upsert_article(article.info, chunks, fingerprint)
-        embedded += len(chunks)
+        embedded += index_article(store, article, pipeline, fingerprint)
         bar.update(1)
         bar.set_postfix(chunks=embedded)
     bar.close()

@@ -382,13 +382,16 @@ class PgvectorArticleStore:
 # -- indexing and retrieval on the store ----------------------------------------------------------------------
 
 
-def index_article(store: PgvectorArticleStore, article: Article, indexing: Pipeline) -> int:
+def index_article(
+    store: PgvectorArticleStore, article: Article, indexing: Pipeline, fingerprint: str | None = None
+) -> int:
     """Chunk and embed one article with qabot's indexing pipeline (``bot.indexing.build_indexing_pipeline``),
-    then upsert it; returns the store version."""
+    then upsert it in one transaction; returns the chunks written."""
     from bot.chunking import article_document
 
     chunks = indexing.run({"chunker": {"documents": [article_document(article)]}})["embedder"]["documents"]
-    return store.upsert_article(article.info, chunks)
+    store.upsert_article(article.info, chunks, fingerprint)
+    return len(chunks)
 
 
 def build_retrieval_pipeline(
