@@ -79,7 +79,13 @@ def register_article_handlers(application: Application, service: QAService, sett
 
 def visible_articles(desk: ArticleDesk, chat_id: int) -> list[ArticleInfo]:
     """The articles this chat can ask about, in /sources order (blocking: reads the ledger and the index)."""
-    return load_library(desk.settings).visible(desk.service.articles(), chat_owner(chat_id))
+    return chat_view(desk, chat_id)[0]
+
+
+def chat_view(desk: ArticleDesk, chat_id: int) -> tuple[list[ArticleInfo], set[str]]:
+    """What this chat can ask about and which of those are its own, from one read of the ledger (blocking)."""
+    library, owner = load_library(desk.settings), chat_owner(chat_id)
+    return library.visible(desk.service.articles(), owner), set(library.owned_by(owner))
 
 
 def _scope(desk: ArticleDesk, chat_id: int, focus: str | None) -> ArticleScope:
@@ -220,21 +226,18 @@ async def show_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if message is None or chat is None:
         return
     desk: ArticleDesk = context.bot_data[DESK_KEY]
-    articles = await asyncio.to_thread(visible_articles, desk, chat.id)
-    own = set(load_library(desk.settings).owned_by(chat_owner(chat.id)))
+    articles, own = await asyncio.to_thread(chat_view, desk, chat.id)
     focus = context.chat_data.get(FOCUS_KEY) if context.chat_data is not None else None
     for text in numbered_sources(articles, own, focus):
         await message.reply_text(text, parse_mode=ParseMode.HTML)
 
 
-async def _pick(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> tuple[list[ArticleInfo], int | None]:
-    """The chat's articles and the 0-based index named by the command's argument (None if not a valid number)."""
-    desk: ArticleDesk = context.bot_data[DESK_KEY]
-    articles = await asyncio.to_thread(visible_articles, desk, chat_id)
+def _pick(context: ContextTypes.DEFAULT_TYPE, articles: list[ArticleInfo]) -> int | None:
+    """The 0-based index of ``articles`` named by the command's argument (None if not a valid number)."""
     args = context.args or []
     if len(args) == 1 and args[0].isdigit() and 1 <= int(args[0]) <= len(articles):
-        return articles, int(args[0]) - 1
-    return articles, None
+        return int(args[0]) - 1
+    return None
 
 
 async def use_article(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -246,7 +249,8 @@ async def use_article(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         context.chat_data.pop(FOCUS_KEY, None)
         await message.reply_text("I'll answer from all the articles you can ask about again.")
         return
-    articles, picked = await _pick(context, chat.id)
+    articles = await asyncio.to_thread(visible_articles, context.bot_data[DESK_KEY], chat.id)
+    picked = _pick(context, articles)
     if picked is None:
         await message.reply_text(USE_USAGE + (f" There are {len(articles)} articles." if articles else ""))
         return
@@ -264,11 +268,11 @@ async def forget_articles(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     desk: ArticleDesk = context.bot_data[DESK_KEY]
     owner = chat_owner(chat.id)
-    own = load_library(desk.settings).owned_by(owner)
+    articles, own = await asyncio.to_thread(chat_view, desk, chat.id)
     if [a.lower() for a in context.args or []] == ["all"]:
-        targets = own
+        targets = sorted(own)
     else:
-        articles, picked = await _pick(context, chat.id)
+        picked = _pick(context, articles)
         if picked is None:
             await message.reply_text(FORGET_USAGE)
             return
