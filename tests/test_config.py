@@ -91,7 +91,7 @@ def test_serve_url_from_the_environment_makes_the_bot_forward(tmp_path: Path):
     settings = load_settings(path, environ={"QABOT_SERVE_URL": "http://127.0.0.1:8380/"})
     assert settings.telegram.answer_url == "http://127.0.0.1:8380"  # one form: no trailing slash
     path.write_text("telegram: {answer_url: 'localhost:8000'}")
-    with pytest.raises(ConfigError, match="telegram.answer_url: .*answer_url must start with http"):
+    with pytest.raises(ConfigError, match=r"telegram\.answer_url: .*answer_url must start with http"):
         load_settings(path, environ={})
 
 
