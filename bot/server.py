@@ -86,9 +86,12 @@ _ASK_EXAMPLE = {
     "answer": "Turkey, Saudi Arabia, and Qatar",
     "score": 0.93,
     "context": "It is backed by Turkey, Saudi Arabia, and Qatar.",
+    "context_start": 16,
+    "context_end": 47,
     "source": {"article_id": "aleppo-siege-2016", "title": "…", "start": 1234, "end": 1265},
     "alternatives": [],
     "interpreted_as": None,
+    "reading": None,
 }
 
 
