@@ -1,4 +1,4 @@
-"""The PostgreSQL + pgvector store (preview) at two sizes: indexing throughput, retrieval latency and recall@4.
+"""pgvector against FAISS at two sizes: index throughput, ms per question, retrieval latency and recall@4.
 
     export "$(scripts/dev-postgres.sh start | tail -n 1)"
     .venv/bin/python benchmarks/pgvector_store.py                        # the article alone, then ~5,000 chunks
@@ -12,8 +12,11 @@ Per size, in a schema of its own (dropped afterwards):
   ``upsert_article``, one transaction per article: HNSW and full-text index updates included);
 - retrieval latency per question (question embedding + pgvector HNSW + any-word full-text search + RRF), p50/p95
   over the 68 article questions after one warm-up;
-- retrieval recall@4 on the 51 answerable questions (``bot.evaluation.gold_retrieved``), and the same for the
-  FAISS + BM25 service built over the same articles (``bot.evaluation.evaluate``), unless ``--no-faiss``.
+- retrieval recall@4 on the 51 answerable questions (``bot.evaluation.gold_retrieved``);
+- then, unless ``--no-faiss``, both backends the way a user runs them, over the same articles written to a
+  temporary folder: ``qabot index`` (``bot.stores.build_index``: chunking, embedding and writing; chunks/s),
+  then a ``QAService`` with the answer cache off answering the 68 questions one at a time (ms per question,
+  p50/p95, reader included, after one warm-up), and its retrieval recall@4 (``bot.evaluation.evaluate``).
 
 Timings depend on load: run it on an idle machine and say so with the numbers.
 """
@@ -25,6 +28,7 @@ import json
 import os
 import re
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -32,12 +36,15 @@ from pathlib import Path
 
 import psycopg
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is not installed: the checkout's own
+
 import bot  # noqa: F401  (offline environment before any model library loads)
+from bot import stores
 from bot.articles import Article, ArticleInfo, clean_body, load_articles
 from bot.chunking import SentenceChunker, article_document
 from bot.config import PROJECT_ROOT, Settings, load_settings
 from bot.evaluation import evaluate, gold_retrieved, load_questions
-from bot.indexing import build_index, build_indexing_pipeline
+from bot.indexing import build_indexing_pipeline
 from bot.pipeline import QueryPipeline
 from bot.stores.pgvector_store import DSN_ENV, PgvectorArticleStore, build_retrieval_pipeline, check_dsn
 from training.squad_data import DEFAULT_SQUAD_PATH
@@ -109,26 +116,57 @@ def measure_pgvector(settings: Settings, dsn: str, articles: list[Article], ques
             connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def faiss_recall(settings: Settings, articles: list[Article], questions) -> float:
-    """Recall@4 of the FAISS + BM25 service over the same articles (files in a temporary folder)."""
+def measure_backends(settings: Settings, dsn: str, articles: list[Article], questions) -> dict:
+    """FAISS and pgvector as ``qabot index`` and ``QAService`` use them: index chunks/s, ms per question, recall@4."""
     from bot.answering import QAService
 
+    row: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="qabot-bench-") as folder:
         articles_dir = Path(folder) / "articles"
         articles_dir.mkdir()
         for article in articles:
             header = f"---\ntitle: {article.info.title}\n---\n"
             (articles_dir / f"{article.info.article_id}.txt").write_text(header + article.text, encoding="utf-8")
-        variant = settings.model_copy(update={"articles_dir": articles_dir, "index_dir": Path(folder) / "index"})
-        build_index(variant, progress_bar=False)
-        service = QAService.from_settings(variant)
-        return evaluate(service, [q for q in questions if q.golds]).retrieval_recall
+        for backend in ("faiss", "pgvector"):
+            schema = f"qabot_bench_{uuid.uuid4().hex[:8]}"
+            variant = settings.model_copy(
+                update={
+                    "articles_dir": articles_dir,
+                    "index_dir": Path(folder) / f"index-{backend}",
+                    "answers": settings.answers.model_copy(update={"cache_size": 0}),  # every question answered
+                    "document_store": settings.document_store.model_copy(
+                        update={"backend": backend, "pg_schema": schema}
+                    ),
+                }
+            )
+            try:
+                started = time.perf_counter()
+                built = stores.build_index(variant, progress_bar=False)
+                row[f"{backend} index chunks/s"] = built.documents / (time.perf_counter() - started)
+                service = QAService.from_settings(variant)
+                service.answer("warm-up question about the article?")
+                latencies = []
+                for question in questions:
+                    started = time.perf_counter()
+                    service.answer(question.question)
+                    latencies.append((time.perf_counter() - started) * 1000)
+                latencies.sort()
+                row[f"{backend} ms/question p50"] = statistics.median(latencies)
+                row[f"{backend} ms/question p95"] = latencies[int(0.95 * (len(latencies) - 1))]
+                row[f"{backend} recall@4"] = evaluate(service, [q for q in questions if q.golds]).retrieval_recall
+            finally:
+                if backend == "pgvector":
+                    with psycopg.connect(dsn, autocommit=True) as connection:
+                        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--distractor-chunks", type=int, default=5000, help="extra chunks at the bigger size")
-    parser.add_argument("--no-faiss", action="store_true", help="skip the FAISS + BM25 recall comparison")
+    parser.add_argument(
+        "--no-faiss", action="store_true", help="skip qabot index + QAService on both backends"
+    )
     parser.add_argument("--squad", type=Path, default=DEFAULT_SQUAD_PATH, help="SQuAD v1.1 train (.json.gz)")
     args = parser.parse_args()
     if args.distractor_chunks > 0 and not args.squad.exists():
@@ -142,13 +180,13 @@ def main() -> None:
         articles = own + distractors(settings, extra, args.squad)
         row = measure_pgvector(settings, dsn, articles, questions)
         if not args.no_faiss:
-            row["recall@4 FAISS+BM25"] = faiss_recall(settings, articles, questions)
+            row |= measure_backends(settings, dsn, articles, questions)
         rows.append(row)
         print(json.dumps({key: round(value, 1) for key, value in row.items()}), flush=True)
-    print(f"\n{'metric':<24}" + "".join(f"{row['chunks']:>12,} chunks" for row in rows))
+    print(f"\n{'metric':<28}" + "".join(f"{row['chunks']:>12,} chunks" for row in rows))
     for key in rows[0]:
         if key != "chunks":
-            print(f"{key:<24}" + "".join(f"{row[key]:>19.1f}" for row in rows))
+            print(f"{key:<28}" + "".join(f"{row[key]:>19.1f}" for row in rows))
     print(f"\nPostgreSQL from {DSN_ENV}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; timings depend on load")
 
 

@@ -48,12 +48,15 @@ class Answer:
         return self.text is not None
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The CLI's JSON-lines contract: question, answer, score, context, source, alternatives."""
+        """The CLI's JSON-lines contract: question, answer, score, context (with the answer's offsets in it),
+        source, alternatives; ``from_json_dict`` reads it back (the bot in front of ``qabot serve`` workers)."""
         return {
             "question": self.question,
             "answer": self.text,
             "score": round(self.score, 4),
             "context": self.context,
+            "context_start": self.context_start,
+            "context_end": self.context_end,
             "source": asdict(self.source) if self.source else None,
             "alternatives": [
                 {
@@ -65,3 +68,22 @@ class Answer:
                 for alt in self.alternatives
             ],
         }
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> Answer:
+        """The ``Answer`` that ``to_json_dict`` wrote (scores as rounded there); KeyError/TypeError when it is not
+        one, so that a client can tell a broken reply from an answer."""
+        source = data["source"]
+        return cls(
+            question=data["question"],
+            text=data["answer"],
+            score=float(data["score"]),
+            context=data.get("context"),
+            context_start=data.get("context_start"),
+            context_end=data.get("context_end"),
+            source=Source(**source) if source else None,
+            alternatives=tuple(
+                Alternative(alt["answer"], float(alt["score"]), alt["context"], Source(**alt["source"]))
+                for alt in data.get("alternatives") or ()
+            ),
+        )

@@ -400,7 +400,10 @@ def serve(
 
 @app.command()
 def telegram(config: ConfigOption = None) -> None:
-    """Run the Telegram bot (token from TELEGRAM_BOT_TOKEN; long polling unless telegram.mode is webhook)."""
+    """Run the Telegram bot (token from TELEGRAM_BOT_TOKEN; long polling unless telegram.mode is webhook).
+
+    With telegram.answer_url (or QABOT_SERVE_URL) it forwards questions to `qabot serve` workers instead of
+    loading the models."""
     import os
 
     from bot.telegram_bot import check_bot_api, read_token, run_bot
@@ -415,9 +418,15 @@ def telegram(config: ConfigOption = None) -> None:
         check_bot_api(token, settings.telegram)
     except QabotError as error:
         raise _fail(str(error)) from None
-    service = _service(settings)
+    if settings.telegram.answer_url:  # a thin front end: the workers answer, no model is loaded here
+        from bot.serve_client import ServeClient
+
+        answering = ServeClient.from_settings(settings.telegram, token)
+        logging.getLogger(__name__).info("forwarding questions to %s/ask", settings.telegram.answer_url)
+    else:
+        answering = _service(settings)
     try:
-        run_bot(service, token, settings.telegram)
+        run_bot(answering, token, settings.telegram)
     except QabotError as error:
         raise _fail(str(error)) from None
 

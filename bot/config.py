@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
@@ -115,6 +123,13 @@ class TelegramSettings(_Section):
     user_articles: Literal["off", "per_chat"] = Field("off", description="per_chat: anyone adds chat-only articles.")
     chat_max_articles: int = Field(5, ge=0, description="per_chat quota: articles one chat may add.")
     chat_max_chars: int = Field(300_000, ge=0, description="per_chat quota: total article characters per chat.")
+    answer_url: str | None = Field(
+        None,
+        description="A `qabot serve` URL (one worker or the load balancer): the bot forwards each question to its "
+        "POST /ask instead of loading the models itself (env QABOT_SERVE_URL).",
+    )
+    answer_timeout_s: float = Field(30.0, gt=0, le=600, description="answer_url: longest wait for one answer.")
+    answer_retries: int = Field(2, ge=0, le=10, description="answer_url: retries on connection errors, 502, 503.")
 
     @field_validator("user_articles", mode="before")
     @classmethod
@@ -127,12 +142,12 @@ class TelegramSettings(_Section):
             raise ValueError("mode is webhook but webhook_url is not set")
         return self
 
-    @field_validator("base_url")
+    @field_validator("base_url", "answer_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        return value
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{info.field_name} must start with http:// or https://")
+        return value.rstrip("/") if value is not None and info.field_name == "answer_url" else value
 
 
 class IngestSettings(_Section):
@@ -238,7 +253,7 @@ def _relative_to_file(raw: dict, folder: Path) -> dict:
 
 
 def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Read and validate the config file, then apply environment overrides (``TELEGRAM_BASE_URL``).
+    """Read and validate the config file, then apply environment overrides (``TELEGRAM_ENV_OVERRIDES``).
 
     The project's ``config.yaml`` is optional (every key has a default); a file named by ``path`` or
     ``QABOT_CONFIG`` must exist, so a typo in its name is an error rather than a silent fall-back to defaults.
@@ -268,9 +283,15 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
     return _validated(_relative_to_file(raw, path.parent), path, environ)
 
 
+# Environment variables that override a telegram key (a deployment script points the bot at its workers and
+# at a Bot API server without writing a config file).
+TELEGRAM_ENV_OVERRIDES = {"TELEGRAM_BASE_URL": "base_url", "QABOT_SERVE_URL": "answer_url"}
+
+
 def _validated(raw: dict, path: Path, environ: dict[str, str]) -> Settings:
-    if base_url := environ.get("TELEGRAM_BASE_URL"):
-        raw = {**raw, "telegram": {**(raw.get("telegram") or {}), "base_url": base_url}}
+    for variable, key in TELEGRAM_ENV_OVERRIDES.items():
+        if value := environ.get(variable, "").strip():
+            raw = {**raw, "telegram": {**(raw.get("telegram") or {}), key: value}}
     try:
         return Settings.model_validate(raw)
     except ValidationError as error:

@@ -520,6 +520,8 @@ async def take_turn(
 
 
 def turn_json_line(answer: Answer, resolved: Resolved) -> str:
-    """The ``ask --json`` object plus ``interpreted_as`` (the rewritten question, or null): ``chat --json`` and
-    ``POST /ask`` print exactly this."""
-    return json.dumps({**answer.to_json_dict(), "interpreted_as": resolved.interpreted_as}, ensure_ascii=False)
+    """The ``ask --json`` object plus ``interpreted_as`` (the rewritten question, or null) and ``reading`` (the
+    line a person reads: "reading ‘it’ as Ahrar al-Sham", or null): ``chat --json`` and ``POST /ask`` print
+    exactly this, and the Telegram bot in front of ``qabot serve`` workers shows ``reading`` as it would its own."""
+    turn = {**answer.to_json_dict(), "interpreted_as": resolved.interpreted_as, "reading": describe(resolved)}
+    return json.dumps(turn, ensure_ascii=False)

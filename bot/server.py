@@ -4,6 +4,8 @@
     POST /ask        {"question": ..., "conversation_id": ...?} -> the ``qabot chat --json`` object (``ask --json``
                      plus ``interpreted_as``), answered from the shared library (no chat's own articles)
     POST /articles   a .txt body (optional front matter) or JSON {text, title, ...}; needs the admin token
+    GET  /articles   the shared library: what /ask answers from (the Telegram bot's /help and /sources)
+    DELETE /conversations/{id}   forget a conversation (the Telegram bot's /new); 204
     GET  /docs       OpenAPI documentation (served from the package, no CDN); /openapi.json the schema
 
 Why these choices:
@@ -23,10 +25,14 @@ Why these choices:
 resolved by ``bot.conversation`` exactly as in the Telegram bot. The turns live in the conversation store
 ``bot.stores.conversation_store`` chooses: PostgreSQL with the pgvector backend, so that any worker behind a load
 balancer can answer the follow-up; this process's memory with FAISS. The service itself stays stateless.
+A conversation id is a capability: whoever knows it may continue it, so whoever knows it may also reset it
+(``DELETE /conversations/{id}`` needs no admin token). The Telegram bot in front of the workers
+(``bot.serve_client``) therefore sends ids derived from its token, not guessable chat ids.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -35,10 +41,12 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi import Path as FastAPIPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -57,6 +65,7 @@ from bot.ingest.library import load_library
 if TYPE_CHECKING:  # the service pulls in the model libraries
     from bot.answer import Answer
     from bot.answering import ArticleScope, QAService
+    from bot.articles import ArticleInfo
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +86,12 @@ _ASK_EXAMPLE = {
     "answer": "Turkey, Saudi Arabia, and Qatar",
     "score": 0.93,
     "context": "It is backed by Turkey, Saudi Arabia, and Qatar.",
+    "context_start": 16,
+    "context_end": 47,
     "source": {"article_id": "aleppo-siege-2016", "title": "…", "start": 1234, "end": 1265},
     "alternatives": [],
     "interpreted_as": None,
+    "reading": None,
 }
 
 
@@ -283,6 +295,23 @@ def create_app(
             return _error(422, str(error))
         return Response(turn_json_line(answer, resolved), media_type="application/json")
 
+    @app.delete(
+        "/conversations/{conversation_id}",
+        status_code=204,
+        summary="Forget a conversation: its next question starts afresh (the Telegram bot's /new)",
+        responses={204: {"description": "Forgotten (also when there was nothing to forget)."}},
+    )
+    async def reset_conversation(
+        conversation_id: Annotated[str, FastAPIPath(min_length=1, max_length=200)],
+    ) -> Response:
+        await asyncio.to_thread(conversations.reset, http_conversation_id(conversation_id))
+        return Response(status_code=204)
+
+    @app.get("/articles", summary="The shared library: the articles /ask answers from")
+    async def list_articles() -> JSONResponse:
+        articles = await run_in_threadpool(shared_articles, service)  # reads the ledger
+        return JSONResponse({"articles": [asdict(article) for article in articles]})
+
     @app.post(
         "/articles",
         status_code=201,
@@ -330,6 +359,11 @@ def http_conversation_id(conversation_id: str) -> str:
     """The store key of a client's conversation: ``http:`` keeps it apart from Telegram's ``telegram:<chat id>``
     (one store under the pgvector backend), so a client can never read or continue a Telegram chat."""
     return f"http:{conversation_id}"
+
+
+def shared_articles(service: QAService) -> list[ArticleInfo]:
+    """The articles of the shared library (never a Telegram chat's own), in index order. Blocking: reads the ledger."""
+    return load_library(service.settings).visible(service.articles(), None)
 
 
 def shared_scope(service: QAService) -> ArticleScope:

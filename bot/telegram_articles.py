@@ -48,6 +48,10 @@ ADMINS_ONLY = "Only the bot's admins can add articles here."
 ADD_USAGE = "Send /add followed by a link, e.g. /add https://example.org/news/story — or send me the file."
 USE_USAGE = "Send /use N to ask about article N of /sources only, or /use all to ask about all of them again."
 FORGET_USAGE = "Send /forget N to remove article N of /sources that this chat added, or /forget all."
+ARTICLES_AT_WORKERS = (
+    "Here I answer from one shared set of articles (/sources lists them): adding, choosing and forgetting "
+    "articles is done by the service's admins, not in the chat."
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,44 @@ def register_article_handlers(application: Application, service: QAService, sett
     application.add_handler(CommandHandler("use", use_article, filters=new_messages))
     application.add_handler(CommandHandler("forget", forget_articles, filters=new_messages))
     application.add_handler(MessageHandler(new_messages & filters.Document.ALL, add_document))
+
+
+def register_forwarded_article_handlers(application: Application) -> None:
+    """The article commands when the bot forwards questions to ``qabot serve`` workers (``telegram.answer_url``).
+
+    The workers answer every chat from their shared library (``POST /ask`` has no per-chat scope), so /sources
+    lists that library and /add, documents, /use and /forget get one clear refusal. Forwarding /add to
+    ``POST /articles`` would put the workers' admin token in the bot, and chat-only articles or a focus would
+    need a per-chat scope in the HTTP API; admins add articles there (``qabot index add``, ``POST /articles``).
+    """
+    new_messages = filters.UpdateType.MESSAGE
+    application.add_handler(CommandHandler("sources", show_shared_sources, filters=new_messages))
+    application.add_handler(CommandHandler(["add", "use", "forget"], refuse_at_workers, filters=new_messages))
+    private_documents = new_messages & filters.Document.ALL & filters.ChatType.PRIVATE
+    application.add_handler(MessageHandler(private_documents, refuse_at_workers))
+
+
+async def refuse_at_workers(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.effective_message is not None:
+        await update.effective_message.reply_text(ARTICLES_AT_WORKERS)
+
+
+async def show_shared_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/sources when forwarding: the workers' shared library (``GET /articles``), numbered as always."""
+    from bot.serve_client import WORKERS_DOWN, WorkersUnavailableError
+    from bot.telegram_chat import ANSWERER_KEY
+
+    message = update.effective_message
+    if message is None:
+        return
+    try:
+        articles = await context.bot_data[ANSWERER_KEY].articles()
+    except WorkersUnavailableError as error:
+        log.warning("no article list for /sources: %s", error)
+        await message.reply_text(WORKERS_DOWN)
+        return
+    for text in numbered_sources(articles, set(), None, focus_hint=False):
+        await message.reply_text(text, parse_mode=ParseMode.HTML)
 
 
 # -- scope --------------------------------------------------------------------------------------------------
@@ -203,8 +245,11 @@ async def _edit(progress: Message, text: str, as_html: bool = False) -> None:
 # -- sources, focus, forget ------------------------------------------------------------------------------------
 
 
-def numbered_sources(articles: Sequence[ArticleInfo], own: set[str], focus: str | None) -> list[str]:
-    """/sources: what this chat can ask about, numbered for /use and /forget (HTML)."""
+def numbered_sources(
+    articles: Sequence[ArticleInfo], own: set[str], focus: str | None, focus_hint: bool = True
+) -> list[str]:
+    """/sources: what this chat can ask about, numbered for /use and /forget (HTML); ``focus_hint`` False
+    leaves out the /use line (the bot in front of workers has no /use)."""
     if not articles:
         return ["No article is indexed yet."]
     lines = ["<b>Articles you can ask about</b>"]
@@ -217,7 +262,8 @@ def numbered_sources(articles: Sequence[ArticleInfo], own: set[str], focus: str 
             + (f" — <i>{details}</i>" if details else "")
             + (f" [{', '.join(marks)}]" if marks else "")
         )
-    lines.append("\n/use N asks about article N only; /use all undoes it.")
+    if focus_hint:
+        lines.append("\n/use N asks about article N only; /use all undoes it.")
     return split_message("\n".join(lines))
 
 

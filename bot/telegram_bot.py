@@ -4,9 +4,10 @@ Shaped like the python-telegram-bot examples: ``build_application`` wires everyt
 concurrent updates, handlers, error handler, ``post_init`` that puts the service in ``bot_data``) and
 ``run_bot`` runs it with long polling or a webhook. This module keeps the transport, start-up, /help and the
 error handler; answering a chat (conversation memory, buttons, rendering with ``render_telegram_html``) lives in
-``bot.telegram_chat`` and the article commands in ``bot.telegram_articles``. Questions go to the service through
-an ``AnswerBatcher`` (inference runs in threads, batched across chats, so the event loop stays free). Every
-failure ends in a message to the user, never in a dead bot.
+``bot.telegram_chat`` and the article commands in ``bot.telegram_articles``. Questions go either to the service
+in this process (``LocalAnswerer``: inference in threads, batched across chats, so the event loop stays free) or,
+with ``telegram.answer_url``, to ``qabot serve`` workers (``bot.serve_client.ServeClient``; no model is loaded
+here). Every failure ends in a message to the user, never in a dead bot.
 
 The token is a password: the caller reads it (``read_token``) and it is kept out of every log record.
 """
@@ -20,6 +21,7 @@ import html
 import logging
 from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,14 +37,20 @@ from telegram.ext import (
     filters,
 )
 
-from bot.answer_batcher import AnswerBatcher
-from bot.config import TelegramSettings
-from bot.conversation import answer_resolved
+from bot.config import PROJECT_ROOT, TelegramSettings
 from bot.errors import BotSetupError, InvalidQuestionError
 from bot.rendering import split_message
-from bot.stores import conversation_store
-from bot.telegram_articles import DESK_KEY, register_article_handlers, visible_articles
+from bot.serve_client import WORKERS_DOWN, ServeClient, WorkersUnavailableError
+from bot.telegram_articles import (
+    DESK_KEY,
+    register_article_handlers,
+    register_forwarded_article_handlers,
+    visible_articles,
+)
 from bot.telegram_chat import (
+    ANSWERER_KEY,
+    ChatAnswerer,
+    LocalAnswerer,
     command_for_us,
     is_group,
     on_text,
@@ -58,8 +66,6 @@ if TYPE_CHECKING:  # the service pulls in the model libraries; the bot module it
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
-SERVICE_KEY = "service"
-BATCHER_KEY = "batcher"
 REDACTED = "<redacted-token>"
 MAX_TITLES_IN_HELP = 10
 
@@ -131,6 +137,13 @@ def protect_token_in_logs(token: str) -> None:
 # -- texts ----------------------------------------------------------------------------------------------
 
 
+def question_problem(error: InvalidQuestionError) -> str:
+    """What the user reads about a question the service refused (the same words here and behind the workers)."""
+    if "empty" in str(error):
+        return EMPTY_QUESTION
+    return f"Sorry, I can't answer that: {error}. Please ask something shorter."
+
+
 def clean_question(service: QAService, text: str | None) -> str:
     """The question as it will be asked, or InvalidQuestionError with a message for the user.
 
@@ -140,9 +153,7 @@ def clean_question(service: QAService, text: str | None) -> str:
     try:
         return service.validate_question(text or "")
     except InvalidQuestionError as error:
-        if "empty" in str(error):
-            raise InvalidQuestionError(EMPTY_QUESTION) from error
-        raise InvalidQuestionError(f"Sorry, I can't answer that: {error}. Please ask something shorter.") from error
+        raise InvalidQuestionError(question_problem(error)) from error
 
 
 def help_messages(articles: Sequence[ArticleInfo]) -> list[str]:
@@ -167,10 +178,6 @@ def help_messages(articles: Sequence[ArticleInfo]) -> list[str]:
 # -- handlers -------------------------------------------------------------------------------------------
 
 
-def _service(context: ContextTypes.DEFAULT_TYPE) -> QAService:
-    return context.bot_data[SERVICE_KEY]
-
-
 async def _reply(message: Message, texts: Sequence[str], as_html: bool = False) -> None:
     """Reply to ``message`` (quoted), one Telegram message per text; still sent if the question was deleted."""
     for text in texts:
@@ -187,8 +194,14 @@ async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or chat is None:
         return
     desk = context.bot_data.get(DESK_KEY)
-    if desk is None:  # no article commands registered: every article is shared
-        articles = _service(context).articles()
+    if desk is None:  # no chat's own articles (forwarding to workers, or no article commands): the shared ones
+        answerer: ChatAnswerer = context.bot_data[ANSWERER_KEY]
+        try:
+            articles = await answerer.articles()
+        except WorkersUnavailableError as error:
+            log.warning("no article list for /help: %s", error)
+            await _reply(message, [WORKERS_DOWN])
+            return
     else:  # reads the ledger: off the event loop, like /sources
         articles = await asyncio.to_thread(visible_articles, desk, chat.id)
     await _reply(message, help_messages(articles), as_html=True)
@@ -234,30 +247,42 @@ def file_base_url(base_url: str) -> str:
     return urlunsplit(parts._replace(path="/file" + parts.path))
 
 
-def build_application(service: QAService, token: str, settings: TelegramSettings) -> Application:
-    """The whole bot in one place: transport, rate limiting, concurrency, handlers and shared state."""
+def build_application(answering: QAService | ServeClient, token: str, settings: TelegramSettings) -> Application:
+    """The whole bot in one place: transport, rate limiting, concurrency, handlers and shared state.
+
+    ``answering`` is the ``QAService`` to answer with in this process, or a ``ServeClient`` that forwards every
+    question to ``qabot serve`` workers (``telegram.answer_url``): then no model is loaded here, the article
+    commands that change the library are refused (see ``register_forwarded_article_handlers``) and the
+    conversations live where the workers keep them.
+    """
     protect_token_in_logs(token)
+    forwarding = isinstance(answering, ServeClient)
 
     async def post_init(application: Application) -> None:
-        application.bot_data[SERVICE_KEY] = service
-        application.bot_data[BATCHER_KEY] = AnswerBatcher(
-            lambda batch: answer_resolved(service, [resolved for resolved, _ in batch], [s for _, s in batch]),
-            window=settings.batch_window_ms / 1000,
-            workers=settings.workers,
-        )
+        from bot.stores import conversation_store
+
+        answerer: ChatAnswerer
+        if isinstance(answering, ServeClient):
+            answerer = answering
+        else:
+            answerer = LocalAnswerer(
+                answering,
+                conversation_store(answering.settings),  # PostgreSQL with pgvector: shared
+                window=settings.batch_window_ms / 1000,
+                workers=settings.workers,
+            )
         prepare_chat_state(
             application.bot_data,
-            feedback_file=service.settings.resolve(settings.feedback_file),
+            answerer,
+            feedback_file=_resolve(settings.feedback_file),
             salt=hashlib.sha256(f"qabot-feedback:{token}".encode()).hexdigest(),
-            idle_minutes=settings.conversation_idle_minutes,
-            conversations=conversation_store(service.settings),  # PostgreSQL with pgvector: shared
         )
         await register_commands(application)
 
     async def post_shutdown(application: Application) -> None:
-        batcher = application.bot_data.pop(BATCHER_KEY, None)
-        if batcher is not None:
-            batcher.close()
+        answerer = application.bot_data.pop(ANSWERER_KEY, None)
+        if answerer is not None:
+            await answerer.aclose()
 
     application = (
         ApplicationBuilder()
@@ -272,13 +297,21 @@ def build_application(service: QAService, token: str, settings: TelegramSettings
     )
     new_messages = filters.UpdateType.MESSAGE
     application.add_handler(CommandHandler(["start", "help"], show_help, filters=new_messages))
-    register_article_handlers(application, service, settings)  # /add, documents, /sources, /use, /forget
+    if forwarding:  # the workers' shared library: /sources lists it, the rest is done at the workers
+        register_forwarded_article_handlers(application)
+    else:
+        register_article_handlers(application, answering, settings)  # /add, documents, /sources, /use, /forget
     register_chat_handlers(application)  # /ask, /new, answer buttons (bot.telegram_chat)
     application.add_handler(MessageHandler(new_messages & filters.COMMAND, unknown_command))
     application.add_handler(MessageHandler(new_messages & filters.TEXT, on_text))
     application.add_handler(MessageHandler(new_messages & ~filters.TEXT & ~filters.StatusUpdate.ALL, non_text_hint))
     application.add_error_handler(on_error)
     return application
+
+
+def _resolve(path: Path) -> Path:
+    """A settings path as ``Settings.resolve`` reads it (relative = to the project root), without the Settings."""
+    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def check_bot_api(token: str, settings: TelegramSettings) -> str:
@@ -335,10 +368,10 @@ def webhook_arguments(settings: TelegramSettings, token: str) -> dict[str, Any]:
     }
 
 
-def run_bot(service: QAService, token: str, settings: TelegramSettings) -> None:
+def run_bot(answering: QAService | ServeClient, token: str, settings: TelegramSettings) -> None:
     """Run until interrupted: long polling by default, a webhook server when ``settings.mode == "webhook"``."""
     webhook = webhook_arguments(settings, token) if settings.mode == "webhook" else None
-    application = build_application(service, token, settings)
+    application = build_application(answering, token, settings)
     if webhook is not None:
         log.info("starting the bot: webhook on %s:%s", settings.webhook_listen, settings.webhook_port)
         application.run_webhook(allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY], **webhook)

@@ -14,6 +14,10 @@ handlers with ``register_chat_handlers`` and prepares their state with ``prepare
   person without the salt.
 * Typing status only when an answer takes longer than ``TYPING_DELAY_S``: most answers take ~50 ms, and
   each ``sendChatAction`` is one more call under Telegram's per-chat rate limit.
+* One answering path, two places it runs (``ChatAnswerer``): ``LocalAnswerer`` answers in this process (the
+  ``QAService`` through an ``AnswerBatcher``, conversations in ``bot.stores.conversation_store``);
+  ``bot.serve_client.ServeClient`` forwards to ``qabot serve`` workers (``telegram.answer_url``), which resolve
+  follow-ups from the shared store. The handlers below do not know which one they talk to.
 """
 
 from __future__ import annotations
@@ -28,25 +32,29 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
-from bot.conversation import ConversationStore, InMemoryConversationStore, Resolved, describe, take_turn
+from bot.answer_batcher import AnswerBatcher
+from bot.conversation import ConversationStore, Resolved, answer_resolved, describe, take_turn
 from bot.errors import InvalidQuestionError
 from bot.rendering import REFUSAL_HINT, render_alternatives_html, render_telegram_html
+from bot.serve_client import WORKERS_DOWN, ChatReply, WorkersUnavailableError
 from bot.telegram_articles import chat_scope
 
 if TYPE_CHECKING:
     from bot.answer import Answer
-    from bot.answering import ArticleScope
+    from bot.answering import ArticleScope, QAService
+    from bot.articles import ArticleInfo
 
 log = logging.getLogger(__name__)
 
-CONVERSATIONS_KEY = "conversations"
+ANSWERER_KEY = "answerer"
+CONVERSATIONS_KEY = "conversations"  # the local answerer's store (tests look at it)
 FEEDBACK_KEY = "feedback"
 RECENT_KEY = "recent_answers"
 TYPING_DELAY_S = 1.0
@@ -71,6 +79,71 @@ _GREETING = re.compile(r"^(hi|hello|hey|hallo|hiya|good (morning|afternoon|eveni
 _THANKS = re.compile(r"^(thanks|thank you|thx|ty|cheers|many thanks|thanks a lot)( (a lot|so much|bot))?\W*$", re.I)
 
 T = TypeVar("T")
+
+
+# -- where answers come from ----------------------------------------------------------------------------
+
+
+class ChatAnswerer(Protocol):
+    """What the chat handlers need to answer: ``LocalAnswerer`` here, or ``bot.serve_client.ServeClient``.
+
+    ``ask`` raises ``InvalidQuestionError`` (the reason, for ``question_problem``) or, when the answering side
+    cannot be reached, ``WorkersUnavailableError``.
+    """
+
+    def conversation_id(self, chat_id: int) -> str: ...
+
+    async def ask(self, question: str, conversation_id: str | None, scope: ArticleScope = None) -> ChatReply: ...
+
+    async def reset(self, conversation_id: str) -> None: ...
+
+    async def articles(self) -> list[ArticleInfo]: ...
+
+    async def article_url(self, article_id: str) -> str | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LocalAnswerer:
+    """Answers in this process: validate → resolve the follow-up → ``QAService`` (batched across chats) → remember.
+
+    Inference runs in ``workers`` threads of an ``AnswerBatcher`` so the event loop stays free; questions from
+    several chats arriving within ``window`` seconds share one ``answer_many`` call.
+    """
+
+    def __init__(self, service: QAService, store: ConversationStore, window: float, workers: int) -> None:
+        self.service, self.store = service, store
+        self._batcher: AnswerBatcher[tuple[Resolved, ArticleScope], Answer] = AnswerBatcher(
+            lambda batch: answer_resolved(service, [resolved for resolved, _ in batch], [s for _, s in batch]),
+            window=window,
+            workers=workers,
+        )
+
+    def conversation_id(self, chat_id: int) -> str:
+        return telegram_conversation_id(chat_id)
+
+    async def ask(self, question: str, conversation_id: str | None, scope: ArticleScope = None) -> ChatReply:
+        answer, resolved = await take_turn(
+            question,
+            validate=self.service.validate_question,  # before the batch: one bad question fails alone
+            store=self.store,
+            conversation_id=conversation_id,
+            scope=scope,
+            answer=lambda resolved, in_scope: self._batcher.ask((resolved, in_scope)),
+        )
+        return ChatReply(answer, describe(resolved))
+
+    async def reset(self, conversation_id: str) -> None:
+        await asyncio.to_thread(self.store.reset, conversation_id)
+
+    async def articles(self) -> list[ArticleInfo]:
+        return self.service.articles()
+
+    async def article_url(self, article_id: str) -> str | None:
+        return next((a.url for a in self.service.articles() if a.article_id == article_id), None)
+
+    async def aclose(self) -> None:
+        self._batcher.close()
 
 
 # -- state ----------------------------------------------------------------------------------------------
@@ -117,16 +190,16 @@ class FeedbackLog:
             return True
 
 
-def prepare_chat_state(
-    bot_data: dict[str, Any],
-    feedback_file: Path,
-    salt: str,
-    idle_minutes: float,
-    conversations: ConversationStore | None = None,
-) -> None:
-    """The chat handlers' shared state (called from ``post_init``); ``conversations`` None = in memory (the
-    pgvector backend hands in its shared PostgreSQL store, see ``bot.stores.conversation_store``)."""
-    bot_data[CONVERSATIONS_KEY] = conversations or InMemoryConversationStore(idle_seconds=idle_minutes * 60)
+def prepare_chat_state(bot_data: dict[str, Any], answerer: ChatAnswerer, feedback_file: Path, salt: str) -> None:
+    """The chat handlers' shared state (called from ``post_init``).
+
+    The buttons' answers (``RECENT_KEY``) and the votes already counted stay in this process's memory, also when
+    the answers come from workers: there is one bot process (Telegram delivers each update to one webhook),
+    losing them on a restart only makes old buttons say "ask again", and the votes themselves are on disk.
+    """
+    bot_data[ANSWERER_KEY] = answerer
+    if isinstance(answerer, LocalAnswerer):
+        bot_data[CONVERSATIONS_KEY] = answerer.store
     bot_data[FEEDBACK_KEY] = FeedbackLog(feedback_file, salt)
     bot_data[RECENT_KEY] = OrderedDict()
 
@@ -227,12 +300,6 @@ def _remember_answer(bot_data: dict[str, Any], chat_id: int, answer: Answer) -> 
     return key
 
 
-def _article_url(service: Any, answer: Answer) -> str | None:
-    if answer.source is None:
-        return None
-    return next((a.url for a in service.articles() if a.article_id == answer.source.article_id), None)
-
-
 async def _send(message: Message, texts: Sequence[str], markup: InlineKeyboardMarkup | None = None) -> None:
     """Reply in HTML; the keyboard goes under the last message."""
     for index, text in enumerate(texts):
@@ -245,37 +312,32 @@ async def _send(message: Message, texts: Sequence[str], markup: InlineKeyboardMa
 
 
 async def answer_in_chat(message: Message, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
-    """Answer ``text`` as the next turn of this chat's conversation."""
-    from bot.telegram_bot import BATCHER_KEY, SERVICE_KEY, _reply, clean_question
+    """Answer ``text`` as the next turn of this chat's conversation (here or at the workers: ``ChatAnswerer``)."""
+    from bot.telegram_bot import _reply, question_problem
 
-    service = context.bot_data[SERVICE_KEY]
+    answerer: ChatAnswerer = context.bot_data[ANSWERER_KEY]
     chitchat = small_talk_reply(text)  # a greeting is short: it always passes validation, so check it first
     if chitchat:
         await _reply(message, [chitchat])
         return
-
-    async def answer_one(resolved: Resolved, scope: ArticleScope) -> Answer:
-        return await with_typing(context.bot_data[BATCHER_KEY].ask((resolved, scope)), context.bot, message.chat_id)
-
     try:
-        answer, resolved = await take_turn(
-            text,
-            validate=lambda question: clean_question(service, question),
-            store=context.bot_data[CONVERSATIONS_KEY],
-            conversation_id=telegram_conversation_id(message.chat_id),
-            scope=await chat_scope(context, message.chat_id),  # the articles this chat may be answered from
-            answer=answer_one,
-        )
+        scope = await chat_scope(context, message.chat_id)  # the articles this chat may be answered from
+        asked = answerer.ask(text, answerer.conversation_id(message.chat_id), scope)
+        reply = await with_typing(asked, context.bot, message.chat_id)
     except InvalidQuestionError as error:
-        await _reply(message, [str(error)])
+        await _reply(message, [question_problem(error)])
         return
-    note = describe(resolved)
+    except WorkersUnavailableError as error:
+        log.warning("no answer for chat %s: %s", message.chat_id, error)
+        await _reply(message, [WORKERS_DOWN])
+        return
+    answer = reply.answer
     if not answer.answered:
-        await _send(message, render_telegram_html(answer, note=note, hint=REFUSAL_HELP))
+        await _send(message, render_telegram_html(answer, note=reply.reading, hint=REFUSAL_HELP))
         return
     key = _remember_answer(context.bot_data, message.chat_id, answer)
-    texts = render_telegram_html(answer, note=note, url=_article_url(service, answer))
-    await _send(message, texts, _keyboard(key, answer))
+    url = await answerer.article_url(answer.source.article_id) if answer.source else None
+    await _send(message, render_telegram_html(answer, note=reply.reading, url=url), _keyboard(key, answer))
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -309,7 +371,13 @@ async def new_conversation(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     message = update.effective_message
     if message is None:
         return
-    await asyncio.to_thread(context.bot_data[CONVERSATIONS_KEY].reset, telegram_conversation_id(message.chat_id))
+    answerer: ChatAnswerer = context.bot_data[ANSWERER_KEY]
+    try:
+        await answerer.reset(answerer.conversation_id(message.chat_id))
+    except WorkersUnavailableError as error:
+        log.warning("could not reset chat %s: %s", message.chat_id, error)
+        await _reply(message, [WORKERS_DOWN])
+        return
     await _reply(message, [NEW_CONVERSATION])
 
 

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # N stateless `qabot serve` workers behind haproxy, on loopback, on one machine (for tests and benchmarks).
 #
-#   scripts/deploy-local.sh start [N]   start N workers (default 2) and haproxy; last line: QABOT_URL=http://…
+#   scripts/deploy-local.sh start [N] [--telegram]
+#        start N workers (default 2) and haproxy; with --telegram also `qabot telegram` in webhook mode, forwarding
+#        every question to haproxy. Prints QABOT_WEBHOOK=http://… (with --telegram) and, as its last line,
+#        QABOT_URL=http://…
 #   scripts/deploy-local.sh status      exit 0 and print QABOT_URL=… when haproxy runs, exit 3 when it does not
-#   scripts/deploy-local.sh stop        stop haproxy and the workers (SIGTERM: requests in flight are answered)
+#   scripts/deploy-local.sh stop        stop the bot, haproxy and the workers (SIGTERM: work in flight is finished)
 #
 #   export "$(scripts/dev-postgres.sh start | tail -n 1)"   # the shared store
 #   QABOT_CONFIG=my-config.yaml scripts/deploy-local.sh start 4
+#   TELEGRAM_BOT_TOKEN=… scripts/deploy-local.sh start 2 --telegram
 #
 # Layout (README "Deployment"):
 #
-#   HTTP clients ─► haproxy 127.0.0.1:$QABOT_LB_PORT (round robin, GET /health checks)
-#        ─► qabot serve 127.0.0.1:$QABOT_LB_PORT+1 … +N ─► PostgreSQL + pgvector
-#   (the Telegram bot in webhook mode, beside them on the same store, is documented in the README, not started here)
+#   Telegram ─► (TLS proxy) ─► qabot telegram 127.0.0.1:$QABOT_BOT_PORT (webhook; no model) ─┐ POST /ask
+#   HTTP clients ──────────────────────────────────────────────────────────────────────────┴─► haproxy
+#        127.0.0.1:$QABOT_LB_PORT (round robin, GET /health checks)
+#        ─► qabot serve 127.0.0.1:$QABOT_LB_PORT+1 … +N ─► PostgreSQL + pgvector (chunks, version, conversations)
 #
 # The workers keep nothing a follow-up needs in memory: with document_store.backend: pgvector the chunks and
 # the conversations are in PostgreSQL (QABOT_PG_DSN), so any worker answers any request. With the faiss
@@ -21,12 +26,20 @@
 # Environment: QABOT_DEPLOY_DIR (default /tmp/qabot-deploy: config, pids, logs), QABOT_LB_PORT (8380),
 # QABOT_CONFIG (the workers' config; default config.yaml), QABOT_PG_DSN and QABOT_ADMIN_TOKEN (passed to the
 # workers, never written to disk), QABOT_START_TIMEOUT (seconds for each worker's /health, default 300).
+# With --telegram: TELEGRAM_BOT_TOKEN (required; passed in the environment, never written to disk),
+# TELEGRAM_BASE_URL (the Bot API; default Telegram's, an emulator in tests), QABOT_BOT_PORT (the webhook listen
+# port, default 8443), QABOT_WEBHOOK_URL (the URL Telegram posts to, default http://127.0.0.1:$QABOT_BOT_PORT/telegram;
+# in production the https URL of a TLS proxy in front of that port). The bot's config is written to
+# $QABOT_DEPLOY_DIR/telegram.yaml (webhook mode, answer_url = haproxy, votes in $QABOT_DEPLOY_DIR), or
+# QABOT_BOT_CONFIG names your own (its answer_url is set to haproxy through QABOT_SERVE_URL).
 # haproxy is installed from Debian when missing (needs root).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${QABOT_DEPLOY_DIR:-/tmp/qabot-deploy}
 LB_PORT=${QABOT_LB_PORT:-8380}
+BOT_PORT=${QABOT_BOT_PORT:-8443}
+WEBHOOK_URL=${QABOT_WEBHOOK_URL:-http://127.0.0.1:$BOT_PORT/telegram}
 START_TIMEOUT=${QABOT_START_TIMEOUT:-300}
 PYTHON=$ROOT/.venv/bin/python  # `python -m bot.cli` from $ROOT: this checkout's bot package, whatever is installed
 
@@ -53,9 +66,49 @@ wait_healthy() {  # port pid log
     done
 }
 
+wait_listening() {  # port pid log: any HTTP answer (the webhook path only takes POST) means it listens
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/" 2>/dev/null) != 000 ]]; do
+        kill -0 "$2" 2>/dev/null || die "the Telegram bot exited: $(tail -n 1 "$3")"
+        ((SECONDS < deadline)) || die "the Telegram bot is not listening on port $1 after ${START_TIMEOUT}s; see $3"
+        sleep 0.3
+    done
+}
+
+start_telegram() {  # after haproxy: the bot forwards to it from its first update on
+    [[ -n ${TELEGRAM_BOT_TOKEN:-} ]] || die "--telegram needs TELEGRAM_BOT_TOKEN in the environment"
+    local config=${QABOT_BOT_CONFIG:-$DIR/telegram.yaml}
+    if [[ -z ${QABOT_BOT_CONFIG:-} ]]; then
+        {
+            echo "telegram:"
+            echo "  mode: webhook"
+            echo "  webhook_url: \"$WEBHOOK_URL\""
+            echo "  webhook_listen: 127.0.0.1"
+            echo "  webhook_port: $BOT_PORT"
+            echo "  answer_url: \"http://127.0.0.1:$LB_PORT\""
+            echo "  feedback_file: \"$DIR/votes.jsonl\""
+        } >"$config"
+    fi
+    say "starting the Telegram bot (webhook on 127.0.0.1:$BOT_PORT, answers from haproxy)"
+    (cd "$ROOT" && QABOT_SERVE_URL="http://127.0.0.1:$LB_PORT" exec setsid "$PYTHON" -m bot.cli telegram \
+        --config "$config") >"$DIR/telegram.log" 2>&1 &
+    echo $! >"$DIR/telegram.pid"
+    wait_listening "$BOT_PORT" "$(cat "$DIR/telegram.pid")" "$DIR/telegram.log"
+    echo "QABOT_WEBHOOK=http://127.0.0.1:$BOT_PORT (Telegram posts to $WEBHOOK_URL)"
+}
+
 start() {
-    local workers=${1:-2}
+    local workers=2 telegram=0 arg
+    for arg in "$@"; do
+        case $arg in
+            --telegram) telegram=1 ;;
+            *) workers=$arg ;;
+        esac
+    done
     [[ $workers =~ ^[1-9][0-9]*$ ]] || die "the number of workers must be a positive integer, not '$workers'"
+    if ((telegram)) && [[ -z ${TELEGRAM_BOT_TOKEN:-} ]]; then
+        die "--telegram needs TELEGRAM_BOT_TOKEN in the environment"
+    fi
     if running "$DIR/haproxy.pid"; then
         say "already running (stop it first to change the number of workers)"
         echo "QABOT_URL=http://127.0.0.1:$LB_PORT"
@@ -95,12 +148,13 @@ start() {
     haproxy -c -q -f "$DIR/haproxy.cfg" || die "haproxy rejects $DIR/haproxy.cfg"
     haproxy -D -f "$DIR/haproxy.cfg" -p "$DIR/haproxy.pid" || die "haproxy did not start"
     say "$workers worker(s) behind haproxy on 127.0.0.1:$LB_PORT; logs in $DIR"
+    if ((telegram)); then start_telegram; fi
     echo "QABOT_URL=http://127.0.0.1:$LB_PORT"
 }
 
 stop() {
     local pidfile
-    for pidfile in "$DIR/haproxy.pid" "$DIR"/worker-*.pid; do
+    for pidfile in "$DIR/telegram.pid" "$DIR/haproxy.pid" "$DIR"/worker-*.pid; do  # the front first
         [[ -f $pidfile ]] || continue
         if running "$pidfile"; then
             kill -TERM "$(cat "$pidfile")"
@@ -112,11 +166,12 @@ stop() {
 }
 
 case ${1:-} in
-    start) start "${2:-2}" ;;
+    start) shift; start "$@" ;;
     stop) stop ;;
     status)
         running "$DIR/haproxy.pid" || { say "not running"; exit 3; }
+        running "$DIR/telegram.pid" && echo "QABOT_WEBHOOK=http://127.0.0.1:$BOT_PORT"
         echo "QABOT_URL=http://127.0.0.1:$LB_PORT"
         ;;
-    *) die "usage: $0 start [N] | status | stop" ;;
+    *) die "usage: $0 start [N] [--telegram] | status | stop" ;;
 esac

@@ -91,10 +91,14 @@ def test_chat_json_reads_one_conversation(config_file: Path):
     result = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr  # one invalid line
     first, second, bad, last = (json.loads(line) for line in result.stdout.splitlines())
-    assert set(first) == {"question", "answer", "score", "context", "source", "alternatives", "interpreted_as"}
+    assert set(first) == {
+        "question", "answer", "score", "context", "context_start", "context_end", "source", "alternatives",
+        "interpreted_as", "reading",
+    }  # fmt: skip
     assert first["answer"] == "Turkey, Saudi Arabia, and Qatar" and first["interpreted_as"] is None
     assert second["question"] == "What is it a coalition of?"
     assert second["interpreted_as"] == "What is Ahrar al-Sham a coalition of?"
+    assert second["reading"] == "reading ‘it’ as Ahrar al-Sham" and first["reading"] is None
     assert "Islamist and Salafist" in second["answer"]
     assert "limit is 1,000" in bad["error"]
     assert last["answer"] == "Syrian Observatory for Human Rights" and last["interpreted_as"] is None

@@ -36,7 +36,9 @@ def test_ask_json_lines_from_stdin(config_file: Path):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["question"] for line in lines] == [q for q in questions if q]
     for line in lines:
-        assert set(line) == {"question", "answer", "score", "context", "source", "alternatives"}
+        assert set(line) == {
+            "question", "answer", "score", "context", "context_start", "context_end", "source", "alternatives"
+        }  # fmt: skip
         assert isinstance(line["score"], float)
     assert lines[0]["answer"] == "Turkey, Saudi Arabia, and Qatar"
     assert lines[0]["source"]["article_id"] == "aleppo-siege-2016"

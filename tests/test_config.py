@@ -83,6 +83,18 @@ def test_environment_overrides_base_url(tmp_path: Path):
     assert settings.telegram.base_url == "http://127.0.0.1:9000/bot"
 
 
+def test_serve_url_from_the_environment_makes_the_bot_forward(tmp_path: Path):
+    """QABOT_SERVE_URL sets telegram.answer_url (a deploy script points the bot at its load balancer)."""
+    path = tmp_path / "config.yaml"
+    path.write_text("telegram: {answer_url: 'http://10.0.0.1:8000'}")
+    assert load_settings(path, environ={}).telegram.answer_url == "http://10.0.0.1:8000"
+    settings = load_settings(path, environ={"QABOT_SERVE_URL": "http://127.0.0.1:8380/"})
+    assert settings.telegram.answer_url == "http://127.0.0.1:8380"  # one form: no trailing slash
+    path.write_text("telegram: {answer_url: 'localhost:8000'}")
+    with pytest.raises(ConfigError, match=r"telegram\.answer_url: .*answer_url must start with http"):
+        load_settings(path, environ={})
+
+
 def test_qabot_config_variable_selects_file(tmp_path: Path):
     path = tmp_path / "other.yaml"
     path.write_text("answers: {alternatives: 0}")

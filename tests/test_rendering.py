@@ -21,7 +21,11 @@ ANSWER = Answer(
 
 def test_json_line_contract():
     payload = json.loads(render_json_line(ANSWER))
-    assert set(payload) == {"question", "answer", "score", "context", "source", "alternatives"}
+    assert set(payload) == {
+        "question", "answer", "score", "context", "context_start", "context_end", "source", "alternatives"
+    }  # fmt: skip
+    assert (payload["context_start"], payload["context_end"]) == (10, 17)
+    assert Answer.from_json_dict(payload) == ANSWER  # what the bot in front of `qabot serve` reads back
     assert payload["answer"] == "<Qatar>"
     assert payload["source"] == {"article_id": "a", "title": SOURCE.title, "start": 10, "end": 17}
     assert payload["alternatives"][0]["answer"] == "Turkey"

@@ -68,9 +68,8 @@ def test_ask_returns_the_cli_json_object(client: TestClient, qa_service):
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    # Exactly what `qabot chat --json` prints: the `ask --json` object plus `interpreted_as`.
-    assert body == {**qa_service.answer(QUESTION).to_json_dict(), "interpreted_as": None}
-    assert set(body) == {"question", "answer", "score", "context", "source", "alternatives", "interpreted_as"}
+    # Exactly what `qabot chat --json` prints: the `ask --json` object plus `interpreted_as` and `reading`.
+    assert body == {**qa_service.answer(QUESTION).to_json_dict(), "interpreted_as": None, "reading": None}
     assert body["answer"] == "Turkey, Saudi Arabia, and Qatar"
 
 
@@ -95,6 +94,23 @@ def test_a_follow_up_in_a_conversation_is_resolved(client: TestClient):
     assert answer["question"] == follow_up and "Ahrar al-Sham" in answer["interpreted_as"]
     assert "Russia" in (answer["answer"] or "")
     assert alone["question"] == follow_up and alone["interpreted_as"] is None
+
+
+def test_a_conversation_can_be_reset(client: TestClient):
+    """DELETE /conversations/{id} (the Telegram bot's /new in front of workers): the follow-up is read alone."""
+    follow_up = {"question": "Who characterises it as a terror organisation?", "conversation_id": "chat-44"}
+    client.post("/ask", json={"question": "Who backs Ahrar al-Sham?", "conversation_id": "chat-44"})
+    assert client.delete("/conversations/chat-44").status_code == 204
+    assert client.post("/ask", json=follow_up).json()["interpreted_as"] is None
+    assert client.delete("/conversations/never-used").status_code == 204  # nothing to forget is not an error
+    assert client.delete("/conversations/" + "x" * 201).status_code == 422
+
+
+def test_articles_lists_the_shared_library(client: TestClient, qa_service):
+    body = client.get("/articles").json()
+    assert body["articles"][0]["article_id"] == "aleppo-siege-2016"
+    assert {a["article_id"] for a in body["articles"]} == {a.article_id for a in qa_service.articles()}
+    assert set(body["articles"][0]) == {"article_id", "title", "source", "date", "url"}
 
 
 def test_the_http_answer_is_the_chat_json_line(client: TestClient, qa_service):
@@ -328,8 +344,9 @@ def test_serve_process_answers_like_the_cli_and_stops_gracefully(
             _qabot("ask", "--json", QUESTION, "--config", str(config_file)), capture_output=True, text=True, timeout=300
         )
         assert cli.returncode == 0, cli.stderr
-        # the `ask --json` object plus `interpreted_as`, as `chat --json` writes it
-        assert served.status_code == 200 and served.json() == {**json.loads(cli.stdout), "interpreted_as": None}
+        # the `ask --json` object plus `interpreted_as` and `reading`, as `chat --json` writes it
+        expected = {**json.loads(cli.stdout), "interpreted_as": None, "reading": None}
+        assert served.status_code == 200 and served.json() == expected
 
         # Questions in flight when SIGTERM arrives are still answered, then the process ends. uvicorn re-raises
         # the signal after its graceful shutdown, so the exit status is "terminated by SIGTERM".
