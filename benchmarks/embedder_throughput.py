@@ -18,8 +18,11 @@ import os
 import random
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's bot package
 
 from bot.articles import load_articles
 from bot.chunking import SentenceChunker, article_document
