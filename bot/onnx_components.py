@@ -224,12 +224,16 @@ class OnnxDocumentEmbedder:
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]) -> dict[str, list[Document]]:
+        vectors = self.embed([d.content or "" for d in documents])
+        return {"documents": [replace(d, embedding=v.tolist()) for d, v in zip(documents, vectors, strict=True)]}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """The texts' vectors as one float32 array (what ``run`` puts on the documents, without a Python float
+        per dimension: ``bot.indexing`` keeps the vectors as an array anyway)."""
         self.warm_up()
-        texts = [d.content or "" for d in documents]
-        vectors = self._encoder.encode(  # type: ignore[union-attr]
+        return self._encoder.encode(  # type: ignore[union-attr]
             texts, self.batch_size, self.progress_bar, self.max_batch_tokens
         )
-        return {"documents": [replace(d, embedding=v.tolist()) for d, v in zip(documents, vectors, strict=True)]}
 
 
 @component
