@@ -31,6 +31,7 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
@@ -46,6 +47,7 @@ from bot.chunking import SentenceChunker, article_document
 from bot.config import Settings
 from bot.errors import ArticleError, IndexBusyError, IndexCorruptError, IndexMissingError
 from bot.keyword_index import KeywordIndex
+from bot.onnx_components import OnnxDocumentEmbedder
 from bot.pipeline import build_document_embedder
 
 log = logging.getLogger(__name__)
@@ -270,8 +272,8 @@ def _build(settings: Settings, force: bool, progress_bar: bool) -> BuildResult:
     articles = load_articles(settings.resolve(settings.articles_dir))
     prints = [article_fingerprint(a, settings) for a in articles]
     print_fp = build_fingerprint(prints, settings)
-    current = _verified_current(index_dir)
-    if current is not None and current[0]["fingerprint"] == print_fp and not force:
+    current = None if force else _verified_current(index_dir)  # force reuses nothing: no need to read it
+    if current is not None and current[0]["fingerprint"] == print_fp:
         manifest, build_dir = current
         _remove_stale_builds(index_dir, keep=build_dir.name)  # what a killed writer left behind
         return BuildResult(
@@ -279,7 +281,7 @@ def _build(settings: Settings, force: bool, progress_bar: bool) -> BuildResult:
             faiss_index=manifest.get("faiss_index", "flat"),
         )  # fmt: skip
 
-    reusable = {} if force or current is None else _reusable_chunks(*current)
+    reusable = {} if current is None else _reusable_chunks(*current)
     documents, vectors, embedded = _chunks_and_vectors(settings, articles, prints, reusable, progress_bar)
     infos = [a.info for a in articles]
     faiss_index = write_build(settings, infos, prints, print_fp, documents, vectors)
@@ -355,32 +357,72 @@ def _chunks_and_vectors(
 
     Reused articles take their chunks and vectors from the previous build; the others are chunked and
     embedded a group at a time, so memory grows with the float32 vectors, not with Python lists of floats.
+    The indexing pipeline's two components are run one after the other here rather than by ``Pipeline.run``,
+    for two reasons: the next group is chunked while a background thread embeds this one (chunking is
+    single-threaded Python; without the overlap both cores but one sat idle meanwhile), and ``Pipeline.run``
+    deep-copies every chunk between the components (0.8 s of a 40-article build, measured with cProfile).
     """
     parts: list[tuple[list[Document], np.ndarray] | None] = [reusable.get(p) for p in prints]
     pending = [i for i, part in enumerate(parts) if part is None]
-    pipeline = build_indexing_pipeline(settings, progress_bar=False) if pending else None
-    bar = _progress(len(pending), progress_bar)
     embedded = 0
-    while pending:
-        group, size = [], 0
-        while pending and (not group or size < EMBED_GROUP_CHUNKS):
-            group.append(pending.pop(0))
-            size += max(1, len(articles[group[-1]].text) // 400)  # rough chunk count, only to size the group
-        chunks = pipeline.run({"chunker": {"documents": [article_document(articles[i]) for i in group]}})  # type: ignore[union-attr]
-        by_article: dict[str, list[Document]] = {}
-        for chunk in chunks["embedder"]["documents"]:
-            by_article.setdefault(chunk.meta["article_id"], []).append(chunk)
-        for i in group:
-            article_chunks = by_article.get(articles[i].info.article_id, [])
-            matrix = np.asarray([c.embedding for c in article_chunks], dtype=np.float32)
-            parts[i] = ([replace(c, embedding=None) for c in article_chunks], matrix)
-            embedded += len(article_chunks)
-            bar.update(1)
-            bar.set_postfix(chunks=embedded)
-    bar.close()
+    if pending:
+        pipeline = build_indexing_pipeline(settings, progress_bar=False)
+        chunker, embedder = pipeline.get_component("chunker"), pipeline.get_component("embedder")
+        bar = _progress(len(pending), progress_bar)
+        with ThreadPoolExecutor(1, thread_name_prefix="qabot-index") as background:
+            in_flight: tuple[list[int], list[Document], Future[np.ndarray]] | None = None
+            while pending or in_flight is not None:
+                queued = None
+                if pending:
+                    group = _next_group(articles, pending)
+                    chunks = chunker.run(documents=[article_document(articles[i]) for i in group])["documents"]
+                    queued = (group, chunks, background.submit(_embed, embedder, chunks))
+                if in_flight is not None:
+                    group, chunks, vectors = in_flight
+                    embedded += _split_by_article(articles, group, chunks, vectors.result(), parts, bar)
+                    bar.set_postfix(chunks=embedded)
+                in_flight = queued
+        bar.close()
     documents = [d for part in parts for d in part[0]]  # type: ignore[index]
     vectors = np.concatenate([part[1] for part in parts if len(part[1])])  # type: ignore[index]
     return documents, vectors, embedded
+
+
+def _next_group(articles: list[Article], pending: list[int]) -> list[int]:
+    """Take the next articles off ``pending``: about ``EMBED_GROUP_CHUNKS`` chunks' worth, at least one."""
+    group, size = [], 0
+    while pending and (not group or size < EMBED_GROUP_CHUNKS):
+        group.append(pending.pop(0))
+        size += max(1, len(articles[group[-1]].text) // 400)  # rough chunk count, only to size the group
+    return group
+
+
+def _embed(embedder: Any, chunks: list[Document]) -> np.ndarray:
+    """The chunks' vectors as float32 rows; the ONNX embedder hands them over as an array directly."""
+    if isinstance(embedder, OnnxDocumentEmbedder):
+        return embedder.embed([c.content or "" for c in chunks])
+    if hasattr(embedder, "warm_up"):
+        embedder.warm_up()
+    return np.asarray([d.embedding for d in embedder.run(documents=chunks)["documents"]], dtype=np.float32)
+
+
+def _split_by_article(
+    articles: list[Article],
+    group: list[int],
+    chunks: list[Document],
+    vectors: np.ndarray,
+    parts: list[tuple[list[Document], np.ndarray] | None],
+    bar: Any,
+) -> int:
+    """Hand each article of ``group`` its own chunks and vector rows; returns how many chunks were embedded."""
+    rows: dict[str, list[int]] = {}
+    for row, chunk in enumerate(chunks):
+        rows.setdefault(chunk.meta["article_id"], []).append(row)
+    for i in group:
+        mine = rows.get(articles[i].info.article_id, [])
+        parts[i] = ([chunks[r] for r in mine], vectors[mine] if mine else np.zeros((0,), dtype=np.float32))
+        bar.update(1)
+    return len(chunks)
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -544,12 +586,23 @@ def _remove_stale_builds(index_dir: Path, keep: str) -> None:
 
 
 def _fsync_tree(folder: Path, recursive: bool = True) -> None:
-    """Flush the folder's files (and sub-folders) and the folder entries themselves to disk."""
-    paths = sorted(folder.rglob("*")) if recursive else []
-    for path in [*paths, folder]:
-        if path.is_file() or path.is_dir():
-            descriptor = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
+    """Flush the folder's files (and sub-folders) and the folder entries themselves to disk.
+
+    All at once from a few threads (``os.fsync`` releases the GIL), so the file system commits them together:
+    12 files of 200 KB took 45 ms one after the other and 7 ms at once on the project machine's ext4. Every
+    one has finished before this returns, so the guarantee is the same: all of it is on disk before the rename.
+    """
+    paths = [p for p in (sorted(folder.rglob("*")) if recursive else []) if p.is_file() or p.is_dir()]
+    if not paths:
+        _fsync(folder)
+        return
+    with ThreadPoolExecutor(8, thread_name_prefix="qabot-fsync") as pool:
+        list(pool.map(_fsync, [*paths, folder]))
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

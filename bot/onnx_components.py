@@ -11,6 +11,7 @@ sigmoid(factor × (span logit − null logit) + bias).
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,41 +67,96 @@ def _pad(encodings, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, mask
 
 
-class _OnnxSentenceEncoder:
-    """Mean-pooled, L2-normalised sentence embeddings (the all-MiniLM-L6-v2 recipe) from an ONNX encoder."""
+def length_batches(lengths: list[int], max_rows: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Indices of ``lengths`` cut into batches from the shortest to the longest, each at most ``max_rows`` long
+    and, with ``max_tokens``, at most that many tokens once padded to its longest member (one row at least).
 
-    def __init__(self, onnx_path: Path, tokenizer_path: Path, max_length: int, threads: int | None) -> None:
+    Sorting first means a batch pads only to its own longest text, not to a long one drawn at random; the
+    token cap keeps batches of long texts small and lets batches of short ones grow.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in sorted(range(len(lengths)), key=lengths.__getitem__):
+        padded = (len(current) + 1) * lengths[index]  # sorted: this text is the batch's longest so far
+        if current and (len(current) >= max_rows or (max_tokens is not None and padded > max_tokens)):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, not the host's count inside a container)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _OnnxSentenceEncoder:
+    """Mean-pooled, L2-normalised sentence embeddings (the all-MiniLM-L6-v2 recipe) from an ONNX encoder.
+
+    ``workers`` > 1 runs that many ONNX Runtime calls at once (each on its own batch; the session is
+    thread-safe and releases the GIL), which with ``threads=1`` is how bulk indexing uses the cores.
+    """
+
+    def __init__(
+        self, onnx_path: Path, tokenizer_path: Path, max_length: int, threads: int | None, workers: int = 1
+    ) -> None:
         self.tokenizer = load_tokenizer(tokenizer_path)
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length)
         self.session = onnx_session(onnx_path, threads)
         self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+        self.workers = max(1, workers)
 
-    def encode(self, texts: list[str], batch_size: int = 32, progress_bar: bool = False) -> np.ndarray:
-        """Vectors in the order of ``texts``; batches are cut from the texts sorted by token count, so a
-        batch pads to its own longest text instead of to a long one drawn at random (less padding work)."""
+    def encode(
+        self,
+        texts: list[str],
+        batch_size: int = 32,
+        progress_bar: bool = False,
+        max_batch_tokens: int | None = None,
+    ) -> np.ndarray:
+        """Vectors in the order of ``texts``; each text is tokenized once (batch API), and batches are cut by
+        ``length_batches``."""
         encodings = self.tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        vectors = np.zeros((len(texts), 0), dtype=np.float32)
+        batches = length_batches([len(e.ids) for e in encodings], batch_size, max_batch_tokens)
         bar = None
         if progress_bar:
             from tqdm import tqdm
 
             bar = tqdm(total=len(texts), desc="embedding chunks", unit="chunk")
-        for begin in range(0, len(texts), batch_size):
-            rows = order[begin : begin + batch_size]
+
+        def embed(rows: list[int]) -> tuple[list[int], np.ndarray]:
             ids, mask = _pad([encodings[i] for i in rows], self.pad_id)
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             (hidden,) = self.session.run(["last_hidden_state"], feeds)
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            if not vectors.shape[1]:
-                vectors = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
-            vectors[rows] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-            if bar is not None:
-                bar.update(len(rows))
+            return rows, pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+        if self.workers > 1 and len(batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="qabot-embed") as pool:
+                vectors = self._collect(pool.map(embed, batches), len(texts), bar)
+        else:
+            vectors = self._collect(map(embed, batches), len(texts), bar)
         if bar is not None:
             bar.close()
+        return vectors
+
+    @staticmethod
+    def _collect(results, count: int, bar) -> np.ndarray:
+        vectors = np.zeros((count, 0), dtype=np.float32)
+        for rows, normalised in results:
+            if not vectors.shape[1]:
+                vectors = np.zeros((count, normalised.shape[1]), dtype=np.float32)
+            vectors[rows] = normalised
+            if bar is not None:
+                bar.update(len(rows))
         return vectors
 
 
@@ -135,7 +191,18 @@ class OnnxTextEmbedder:
 
 @component
 class OnnxDocumentEmbedder:
-    """Documents → the same documents with normalised embeddings (drop-in for the document embedder)."""
+    """Documents → the same documents with normalised embeddings (drop-in for the document embedder).
+
+    Tuned for bulk indexing, not for one text: ``workers`` concurrent single-threaded ONNX Runtime calls
+    (default: one per available core) on small length-sorted batches of at most ``max_batch_tokens`` padded
+    tokens. ``benchmarks/embedder_throughput.py`` on 768 chunks of the 40 held-out SQuAD articles, measured
+    under load on the 2-core machine: 108 chunks per CPU second against 79 for one 2-thread session on
+    batches of 32 (the batch shape is most of it: 114 with 2 threads on these batches); with both cores free,
+    243 chunks/s of wall clock against 159 (and 193 for one 2-thread session on these batches). A small batch's
+    activations stay in the cores' caches, and one intra-op thread per call needs no hand-over between
+    threads at every operator. The vectors are as close to the float model's as before (int8 numerics
+    depend on the batch a text is in: mean cosine to sentence-transformers 0.9943 vs 0.9941 before).
+    """
 
     def __init__(
         self,
@@ -144,21 +211,32 @@ class OnnxDocumentEmbedder:
         max_length: int = 256,
         batch_size: int = 32,
         progress_bar: bool = True,
+        max_batch_tokens: int | None = 512,
+        workers: int | None = None,
     ) -> None:
         self.onnx_path, self.tokenizer_path, self.max_length = onnx_path, tokenizer_path, max_length
-        self.batch_size, self.progress_bar = batch_size, progress_bar
+        self.batch_size, self.progress_bar, self.max_batch_tokens = batch_size, progress_bar, max_batch_tokens
+        self.workers = workers or available_cores()
         self._encoder: _OnnxSentenceEncoder | None = None
 
     def warm_up(self) -> None:
         if self._encoder is None:
-            self._encoder = _OnnxSentenceEncoder(self.onnx_path, self.tokenizer_path, self.max_length, None)
+            self._encoder = _OnnxSentenceEncoder(
+                self.onnx_path, self.tokenizer_path, self.max_length, threads=1, workers=self.workers
+            )
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]) -> dict[str, list[Document]]:
-        self.warm_up()
-        texts = [d.content or "" for d in documents]
-        vectors = self._encoder.encode(texts, self.batch_size, self.progress_bar)  # type: ignore[union-attr]
+        vectors = self.embed([d.content or "" for d in documents])
         return {"documents": [replace(d, embedding=v.tolist()) for d, v in zip(documents, vectors, strict=True)]}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """The texts' vectors as one float32 array (what ``run`` puts on the documents, without a Python float
+        per dimension: ``bot.indexing`` keeps the vectors as an array anyway)."""
+        self.warm_up()
+        return self._encoder.encode(  # type: ignore[union-attr]
+            texts, self.batch_size, self.progress_bar, self.max_batch_tokens
+        )
 
 
 @component

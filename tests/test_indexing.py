@@ -277,3 +277,26 @@ def test_a_scoped_question_finds_its_article_beyond_the_global_top_40(index_sett
         "ours",
         "bulk-3",
     }
+
+
+def test_articles_embedded_group_by_group_keep_their_own_chunks_and_vectors(
+    index_settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    """A large build chunks the next group of articles while the previous group is embedded: with one article per
+    group, every chunk must still get its own vector, in the same order as a build that embeds them all at once."""
+    texts = {
+        "rover": "The rover found ice near the pole. NASA said so on Tuesday. " * 4,
+        "budget": "The council passed the budget. Taxes rise by two percent next year. " * 4,
+    }
+    for name, text in texts.items():
+        (index_settings.articles_dir / f"{name}.txt").write_text(f"{name.title()}\n\n{text}\n")
+    together = build_index(index_settings, force=True, progress_bar=False)
+    expected = load_index(index_settings)
+    monkeypatch.setattr("bot.indexing.EMBED_GROUP_CHUNKS", 1)  # one article per group: three groups in flight
+    grouped = build_index(index_settings, force=True, progress_bar=False)
+    loaded = load_index(index_settings)
+    assert grouped.documents == together.documents and grouped.embedded_chunks == together.documents
+    assert [d.id for d in loaded.keyword.documents] == [d.id for d in expected.keyword.documents]
+    # int8 activations are quantized per call, so other batches move a vector a little, never to another text
+    similarity = np.sum(np.asarray(loaded.vectors) * np.asarray(expected.vectors), axis=1)
+    assert similarity.min() > 0.97

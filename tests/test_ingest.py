@@ -299,6 +299,19 @@ def test_same_url_or_same_text_is_not_added_twice(ingest_settings: Settings, sit
     assert _files(ingest_settings) == files
 
 
+def test_duplicate_check_reads_an_article_file_edited_since_the_last_check(ingest_settings: Settings, site: NewsSite):
+    """The duplicate check remembers what it read of each file; a file edited since must be read again."""
+    first = ingest_url(ingest_settings, site.url("/news/bridge"))
+    assert not ingest_url(ingest_settings, site.url("/news/bridge")).added  # the check has now read the file
+    path = ingest_settings.resolve(ingest_settings.articles_dir) / f"{first.info.article_id}.txt"
+    moved = site.url("/news/bridge-moved")
+    path.write_text(path.read_text().replace(f"url: {site.url('/news/bridge')}\n", f"url: {moved}\n"))
+    fetched = len(site.requests)
+    again = ingest_url(ingest_settings, moved)
+    assert not again.added and again.info.article_id == first.info.article_id
+    assert len(site.requests) == fetched  # known by its new URL, so nothing was downloaded
+
+
 def test_pdf_url_and_markdown_file_become_articles(ingest_settings: Settings, site: NewsSite, tmp_path: Path):
     from bot.indexing import load_index
 

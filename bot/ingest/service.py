@@ -23,7 +23,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.articles import (
     MAX_ARTICLE_ID_CHARS,
-    Article,
     ArticleInfo,
     article_id_from_text,
     decode_text,
@@ -173,11 +172,11 @@ def _index(settings: Settings, path: Path):
     return add_article(settings, path, progress_bar=False)
 
 
-def _already_there(settings: Settings, existing: Article, owner: str | None, quota: Quota | None) -> IngestResult:
+def _already_there(settings: Settings, existing: ArticleInfo, owner: str | None, quota: Quota | None) -> IngestResult:
     """A duplicate: nothing new is stored, but a chat gets to see a private copy another chat added, and an
     admin's (owner None) addition makes it shared."""
     library = load_library(settings)
-    article_id = existing.info.article_id
+    article_id = existing.article_id
     entry = library.private.get(article_id)
     if entry is not None:
         if owner is None:
@@ -188,7 +187,7 @@ def _already_there(settings: Settings, existing: Article, owner: str | None, quo
             entry.owners.append(owner)
             library.save()
     count = len(list(settings.resolve(settings.articles_dir).glob("*.txt")))
-    return IngestResult(info=existing.info, added=False, articles=count)
+    return IngestResult(info=existing, added=False, articles=count)
 
 
 def _check_quota(library: Library, owner: str | None, quota: Quota | None, chars: int) -> None:
@@ -250,19 +249,52 @@ def forget(settings: Settings, article_ids: list[str], owner: str) -> list[Artic
 # -- helpers ----------------------------------------------------------------------------------------------
 
 
-def _find_existing(settings: Settings, *, url: str | None = None, digest: str | None = None) -> Article | None:
-    """An article already in ``articles_dir`` with this URL or this cleaned text."""
+# What the duplicate check knows of each article file: (inode, mtime_ns, size) -> (normalised URL, text digest,
+# info). An addition by URL checks twice (before fetching, and again under the lock before writing), and a bot
+# adds many articles over its life; without this each check read and cleaned every article file again. A file
+# that changes (edited, replaced: ``os.replace`` gives a new inode) is read again. Guarded by ``_LOCK``.
+_SEEN: dict[Path, tuple[tuple[int, int, int], str | None, str, ArticleInfo]] = {}
+
+
+def _find_existing(
+    settings: Settings, *, url: str | None = None, digest: str | None = None
+) -> ArticleInfo | None:
+    """An article already in ``articles_dir`` with this URL or this cleaned text (the caller holds ``_LOCK``)."""
     articles_dir = settings.resolve(settings.articles_dir)
-    for path in sorted(articles_dir.glob("*.txt")) if articles_dir.is_dir() else []:
-        try:
-            article = load_article(path)
-        except ArticleError:
+    paths = sorted(articles_dir.glob("*.txt")) if articles_dir.is_dir() else []
+    present = set(paths)
+    for stale in [p for p in _SEEN if p.parent == articles_dir and p not in present]:
+        del _SEEN[stale]
+    for path in paths:
+        known = _summary(path)
+        if known is None:
             continue  # the indexer reports bad files; they are no duplicate of anything
-        if url is not None and article.info.url and _normal_url(article.info.url) == url:
-            return article
-        if digest is not None and _text_digest(article.text) == digest:
-            return article
+        _, known_url, known_digest, info = known
+        if url is not None and known_url == url:
+            return info
+        if digest is not None and known_digest == digest:
+            return info
     return None
+
+
+def _summary(path: Path) -> tuple[tuple[int, int, int], str | None, str, ArticleInfo] | None:
+    """The file's normalised URL, text digest and info, read only when the file changed since the last look."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    known = _SEEN.get(path)
+    if known is not None and known[0] == key:
+        return known
+    try:
+        article = load_article(path)
+    except ArticleError:
+        _SEEN.pop(path, None)
+        return None
+    info = article.info
+    _SEEN[path] = (key, _normal_url(info.url) if info.url else None, _text_digest(article.text), info)
+    return _SEEN[path]
 
 
 def _article_file_text(extracted: ExtractedArticle, *, source: str | None, url: str | None) -> str:
