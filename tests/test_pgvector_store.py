@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -145,6 +146,31 @@ def test_embedding_retriever_takes_a_numpy_vector(article_store: PgvectorArticle
     assert len(found) == 2 and found[0].score == pytest.approx(1.0, abs=1e-4)
     with pytest.raises(ValueError):  # why the wrapper exists
         PgvectorEmbeddingRetriever(document_store=article_store.documents).run(query_embedding=vector)
+
+
+def _hnsw_scans(dsn: str, schema: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT idx_scan FROM pg_stat_user_indexes WHERE schemaname = %s AND indexrelname LIKE %s",
+            (schema, "%hnsw%"),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_search_over_the_whole_store_goes_through_the_hnsw_index(article_store: PgvectorArticleStore, pg_dsn):
+    """At this size PostgreSQL's own plan is a sequential scan computing every distance (27 ms against 1.2 ms at
+    4,679 chunks); the store makes an unfiltered search use the HNSW index, and restores the session after."""
+    documents = article_store.documents
+    vector = np.asarray(documents.filter_documents()[0].embedding, dtype=np.float32)
+    before = _hnsw_scans(pg_dsn, article_store.schema)
+    documents._cursor.execute("SELECT pg_stat_force_next_flush()")  # the session reports its index use when idle
+    found = ListEmbeddingRetriever(documents, top_k=4).run(query_embedding=vector)["documents"]
+    assert len(found) == 4 and found[0].score == pytest.approx(1.0, abs=1e-4)
+    deadline = time.monotonic() + 10
+    while _hnsw_scans(pg_dsn, article_store.schema) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _hnsw_scans(pg_dsn, article_store.schema) > before
+    assert documents._cursor.execute("SHOW enable_seqscan").fetchone()[0] == "on"
 
 
 # -- writes: per article, in one transaction, with a version ------------------------------------------------

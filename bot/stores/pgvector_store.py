@@ -23,6 +23,8 @@ Two fixes over the stock ``pgvector-haystack`` components (8.x):
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -135,6 +137,39 @@ class AnyWordPgvectorDocumentStore(PgvectorDocumentStore):
             super()._handle_hnsw()
         elif set_ef_search is not None:
             self._cursor.execute(set_ef_search)
+
+    def _embedding_retrieval(
+        self,
+        query_embedding: list[float],
+        *,
+        filters: dict[str, Any] | None = None,
+        top_k: int = 10,
+        vector_function: Any = None,
+    ) -> list[Document]:
+        """The stock search, through the HNSW index whenever the search is over the whole store.
+
+        Why: PostgreSQL prices an HNSW scan by ``hnsw.ef_search``; with ours (64) the index looks dearer than a
+        sequential scan + sort up to several thousand chunks, and that plan computes every distance: 27 ms
+        against 1.2 ms per question at 4,679 chunks (EXPLAIN ANALYZE, 2 cores). A search with filters (a chat's
+        own articles) keeps the planner's choice: HNSW first and the filter after could return fewer than
+        ``top_k`` passages of the scope, where a sequential scan is exact.
+        """
+        search = functools.partial(
+            super()._embedding_retrieval, query_embedding, top_k=top_k, vector_function=vector_function
+        )
+        if filters:
+            return search(filters=filters)
+        self._ensure_db_setup()
+        assert self._cursor is not None
+        self._execute_sql(
+            cursor=self._cursor, sql_query=SQL("SET enable_seqscan = off"), error_msg="Could not prepare the search."
+        )
+        try:
+            return search()
+        finally:
+            # a lost connection: the search's own error says so, and a new connection starts clean
+            with contextlib.suppress(Error):
+                self._cursor.execute("RESET enable_seqscan")
 
     def _build_keyword_retrieval_query(
         self, query: str, top_k: int, filters: dict[str, Any] | None = None
