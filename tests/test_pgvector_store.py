@@ -173,6 +173,18 @@ def test_a_search_over_the_whole_store_goes_through_the_hnsw_index(article_store
     assert documents._cursor.execute("SHOW enable_seqscan").fetchone()[0] == "on"
 
 
+def test_retrieved_passages_carry_no_vectors(article_store: PgvectorArticleStore, project_settings):
+    """Like the FAISS side's: nothing reads a passage's vector, and the pipeline copies every passage."""
+    pipeline, passages_from = build_retrieval_pipeline(project_settings, article_store)
+    retrieval = QueryPipeline(pipeline, None, passages_from)
+    whole = retrieval.passages("Who backs Ahrar al-Sham?")
+    scoped = retrieval.passages("Who backs Ahrar al-Sham?", {"field": "meta.article_id", "operator": "in",
+                                                             "value": [whole[0].meta["article_id"]]})
+    keyword = article_store.documents._keyword_retrieval("Ahrar al-Sham", top_k=2)
+    for found in (whole, scoped, keyword):
+        assert found and all(document.embedding is None and document.content for document in found)
+
+
 # -- writes: per article, in one transaction, with a version ------------------------------------------------
 
 

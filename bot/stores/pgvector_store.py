@@ -27,7 +27,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from haystack import Document, Pipeline, component
@@ -158,18 +158,23 @@ class AnyWordPgvectorDocumentStore(PgvectorDocumentStore):
             super()._embedding_retrieval, query_embedding, top_k=top_k, vector_function=vector_function
         )
         if filters:
-            return search(filters=filters)
+            return _without_vectors(search(filters=filters))
         self._ensure_db_setup()
         assert self._cursor is not None
         self._execute_sql(
             cursor=self._cursor, sql_query=SQL("SET enable_seqscan = off"), error_msg="Could not prepare the search."
         )
         try:
-            return search()
+            return _without_vectors(search())
         finally:
             # a lost connection: the search's own error says so, and a new connection starts clean
             with contextlib.suppress(Error):
                 self._cursor.execute("RESET enable_seqscan")
+
+    def _keyword_retrieval(
+        self, query: str, *, filters: dict[str, Any] | None = None, top_k: int = 10
+    ) -> list[Document]:
+        return _without_vectors(super()._keyword_retrieval(query, filters=filters, top_k=top_k))
 
     def _build_keyword_retrieval_query(
         self, query: str, top_k: int, filters: dict[str, Any] | None = None
@@ -187,6 +192,13 @@ class AnyWordPgvectorDocumentStore(PgvectorDocumentStore):
             where, params = _convert_filters_to_where_clause_and_params(filters=filters, operator="AND")
         sort = SQL(" ORDER BY score DESC LIMIT {top_k}").format(top_k=SQLLiteral(top_k))
         return select + where + sort, tuple(params)
+
+
+def _without_vectors(documents: list[Document]) -> list[Document]:
+    """Retrieved passages without their 384 floats, as the FAISS side returns them: nothing downstream reads a
+    passage's vector, and Haystack's pipeline deep-copies every passage between components (a cProfile of 30
+    questions at 4,679 chunks: ~6 ms a question spent copying the vectors)."""
+    return [replace(document, embedding=None) for document in documents]
 
 
 def _where(dsn: str) -> str:
