@@ -44,6 +44,14 @@ def service_settings(project_settings: Settings, session_index_dir: Path) -> Set
 
 
 @pytest.fixture(scope="session")
+def config_file(service_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config file for ``qabot`` subprocesses that uses the session's index (built once in a temp folder)."""
+    path = tmp_path_factory.mktemp("config") / "config.yaml"
+    path.write_text(f"index_dir: {service_settings.index_dir}\n")
+    return path
+
+
+@pytest.fixture(scope="session")
 def qa_service(service_settings: Settings):
     """One real QAService (real index on disk, real embedder, real reader) shared by the session."""
     from bot.answering import QAService

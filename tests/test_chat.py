@@ -10,7 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
@@ -76,13 +75,6 @@ def test_ctrl_c_cancels_the_line_and_ctrl_d_quits(qa_service):
 def test_refusal_says_how_sure_it_is_that_the_article_does_not_say():
     text = render_terminal(Answer(question="q", text=None, score=0.93))
     assert text == f"{NO_ANSWER_TEXT} (93% sure it doesn't)"
-
-
-@pytest.fixture(scope="module")
-def config_file(service_settings, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("chat") / "config.yaml"
-    path.write_text(f"index_dir: {service_settings.index_dir}\n")
-    return path
 
 
 def test_chat_json_reads_one_conversation(config_file: Path):

@@ -16,14 +16,6 @@ from tests.conftest import QUESTIONS_FILE, UNANSWERABLE_FILE
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def config_file(service_settings, tmp_path_factory) -> Path:
-    """A config that uses the session's index (built once in a temp folder)."""
-    path = tmp_path_factory.mktemp("cli") / "config.yaml"
-    path.write_text(f"index_dir: {service_settings.index_dir}\n")
-    return path
-
-
 def _qabot(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
     command = [sys.executable, "-c", "from bot.cli import app; app()", *args]
     return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=300)

@@ -54,13 +54,6 @@ def assert_one_error_line(result: subprocess.CompletedProcess, code: int, *phras
     return lines[0]
 
 
-@pytest.fixture(scope="module")
-def config_file(service_settings, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("hostile") / "config.yaml"
-    path.write_text(f"index_dir: {service_settings.index_dir}\n")
-    return path
-
-
 # -- 1. questions are limited in the reader's tokens ----------------------------------------------------
 
 
