@@ -147,13 +147,18 @@ class AnswerVerifier:
             raise ModelLoadError(f"reader.verifier: cannot read {path}: {error}") from error
 
     def probability(self, features: np.ndarray) -> float:
-        z = float(features @ self.weights + self.bias)
-        return 1.0 / (1.0 + math.exp(-max(min(z, 60.0), -60.0)))
+        """P(right) of one span's features (``span_features``)."""
+        return float(self.probabilities(features))
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """P(right) of each row of a feature matrix: the one sigmoid that serving and ``fit_verifier`` share."""
+        z = np.clip(features @ self.weights + self.bias, -60.0, 60.0)
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1.0, iterations: int = 100) -> tuple:
     """(weights, bias) of an L2-regularised logistic regression by Newton's method (numpy only: scikit-learn
-    is not installed, and 7 features need nothing more)."""
+    is not installed, and ten features need nothing more)."""
     x = np.hstack([features, np.ones((len(features), 1))])
     w = np.zeros(x.shape[1])
     penalty = l2 * np.eye(x.shape[1])

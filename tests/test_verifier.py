@@ -58,6 +58,7 @@ def test_config_switch(service_settings, tmp_path: Path):
     with pytest.raises(ModelLoadError, match="does not exist"):
         reader_verifier(settings_with(service_settings, reader=missing))
     question = "Who backs Ahrar al-Sham?"
-    reader_only = QAService.from_settings(plain).answer_with_passages(question, no_answer_threshold=0.0)[0]
-    spans, _ = QAService.from_settings(plain).candidates(question)
+    service = QAService.from_settings(plain)  # loaded once: both calls read the same index and models
+    reader_only = service.answer_with_passages(question, no_answer_threshold=0.0)[0]
+    spans, _ = service.candidates(question)
     assert reader_only.score == pytest.approx(spans[0].score)

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from bot.config import load_settings
 from bot.evaluation import auroc, expected_calibration_error
 from bot.squad_metrics import best_over_golds, token_f1
-from bot.verifier import FEATURES, fit_logistic, span_features
+from bot.verifier import FEATURES, AnswerVerifier, fit_logistic, span_features
 from training.hard_negatives import contains_any, perturb_question, remove_answer_sentences
 from training.squad_data import DEFAULT_SQUAD_PATH, QAExample, load_articles, split_by_article
 
@@ -150,7 +150,7 @@ def report(rows: list[dict], scores: np.ndarray, threshold: float) -> dict:
     return out
 
 
-def _reranked(rows: list[dict], weights: np.ndarray, bias: float) -> tuple[list[dict], np.ndarray]:
+def _reranked(rows: list[dict], verifier: AnswerVerifier) -> tuple[list[dict], np.ndarray]:
     """What serving would give if the verifier also chose among the reader's spans (not shipped: compared)."""
     chosen, scores = [], []
     for row in rows:
@@ -160,7 +160,7 @@ def _reranked(rows: list[dict], weights: np.ndarray, bias: float) -> tuple[list[
             scores.append(0.0)
             continue
         x = np.array([span_features(**c["inputs"]) for c in candidates])
-        probabilities = 1 / (1 + np.exp(-(x @ weights + bias)))
+        probabilities = verifier.probabilities(x)
         best = int(np.argmax(probabilities))
         chosen.append({**row, "f1": candidates[best]["f1"]})
         scores.append(float(probabilities[best]))
@@ -222,17 +222,18 @@ def main(
 
     fit_rows, x_fit, y_fit = arrays("fit")
     weights, bias = fit_logistic(x_fit, y_fit, l2=l2)
+    fitted_verifier = AnswerVerifier(weights=weights, bias=bias, threshold=READER_THRESHOLD)  # threshold unused
 
     def scored(half: str) -> tuple[list[dict], np.ndarray, np.ndarray]:
         chosen, x, _ = arrays(half)
-        verifier = np.where([r["inputs"] is None for r in chosen], 0.0, 1 / (1 + np.exp(-(x @ weights + bias))))
+        verifier = np.where([r["inputs"] is None for r in chosen], 0.0, fitted_verifier.probabilities(x))
         return chosen, verifier, np.array([r["reader_score"] for r in chosen])
 
     threshold = choose_threshold(*scored("fit"), max_f1_drop)
     results = {}
     for half in ("fit", "report"):
         chosen, verifier_scores, reader_scores = scored(half)
-        reranked_rows, reranked_scores = _reranked(chosen, weights, bias)
+        reranked_rows, reranked_scores = _reranked(chosen, fitted_verifier)
         results[half] = {
             f"verifier at {threshold}": report(chosen, verifier_scores, threshold),
             f"reader alone at {READER_THRESHOLD}": report(chosen, reader_scores, READER_THRESHOLD),
