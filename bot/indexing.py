@@ -96,8 +96,10 @@ class LoadedIndex:
         so it stays readable after a newer build has replaced this one on disk and removed its folder."""
         return np.load(self.build_dir / VECTORS_FILE, mmap_mode="r")
 
-    @property
+    @cached_property
     def articles(self) -> list[ArticleInfo]:
+        """Built once per loaded build (its manifest never changes): ``QAService.articles`` reads it for every
+        Telegram question (the chat's scope), as ``PgvectorIndex.articles`` is read once per version."""
         return [ArticleInfo(**info) for info in self.manifest["articles"]]
 
     # The ``bot.stores.ArticleIndex`` protocol, which QAService reads through:
