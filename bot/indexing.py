@@ -96,8 +96,10 @@ class LoadedIndex:
         so it stays readable after a newer build has replaced this one on disk and removed its folder."""
         return np.load(self.build_dir / VECTORS_FILE, mmap_mode="r")
 
-    @property
+    @cached_property
     def articles(self) -> list[ArticleInfo]:
+        """Built once per loaded build (its manifest never changes): ``QAService.articles`` reads it for every
+        Telegram question (the chat's scope), as ``PgvectorIndex.articles`` is read once per version."""
         return [ArticleInfo(**info) for info in self.manifest["articles"]]
 
     # The ``bot.stores.ArticleIndex`` protocol, which QAService reads through:
@@ -219,11 +221,12 @@ def removable_article_files(settings: Settings, article_id: str) -> list[Path]:
     """The article's files in ``articles_dir``, checked before anything is deleted: ArticleError for an unknown
     id or the last article."""
     articles_dir = settings.resolve(settings.articles_dir)
-    paths = [p for p in sorted(articles_dir.glob("*.txt")) if article_id_for(p) == article_id]
+    every = sorted(articles_dir.glob("*.txt"))  # one listing for the look-up and both checks
+    paths = [p for p in every if article_id_for(p) == article_id]
     if not paths:
-        known = sorted(article_id_for(p) for p in articles_dir.glob("*.txt"))
+        known = sorted(article_id_for(p) for p in every)
         raise ArticleError(f"no article {article_id!r} in {articles_dir} (articles: {', '.join(known) or 'none'})")
-    if len(list(articles_dir.glob("*.txt"))) == len(paths):
+    if len(every) == len(paths):
         raise ArticleError(f"{article_id!r} is the only article; an index needs at least one")
     return paths
 

@@ -379,6 +379,36 @@ def test_chat_articles_are_listed_quota_checked_and_forgotten(ingest_settings: S
     assert forget(ingest_settings, ["aleppo-siege-2016"], chat_a) == []  # shared articles are never forgotten
 
 
+def test_ledger_is_parsed_once_until_it_changes(ingest_settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    """The bot reads the ledger before every question: an unchanged ledger is not parsed again, a Library a
+    caller changed does not change the next one, and a ledger another process rewrote is read again."""
+    import json
+
+    import bot.ingest.library as library_module
+
+    library = load_library(ingest_settings)
+    library.private["mine"] = library_module.PrivateArticle(owners=[chat_owner(1)], chars=10)
+    library.save()
+    parses = []
+    real_loads = json.loads
+    monkeypatch.setattr(library_module.json, "loads", lambda text: parses.append(1) or real_loads(text))
+
+    first = load_library(ingest_settings)
+    first.private["mine"].owners.append(chat_owner(2))
+    first.private["other"] = library_module.PrivateArticle(owners=[chat_owner(3)], chars=5)
+    second = load_library(ingest_settings)
+    assert parses == []  # what this process saved is known without reading it back
+    assert second.private == {"mine": library_module.PrivateArticle(owners=[chat_owner(1)], chars=10)}
+
+    ledger = ingest_settings.resolve(ingest_settings.articles_dir) / library_module.LIBRARY_FILE
+    replacement = ledger.with_name("other-process")
+    replacement.write_text(json.dumps({"format": 1, "private": {"theirs": {"owners": ["chat:9"], "chars": 1}}}))
+    replacement.replace(ledger)
+    assert load_library(ingest_settings).owned_by("chat:9") == ["theirs"]
+    assert load_library(ingest_settings).owned_by("chat:9") == ["theirs"]
+    assert parses == [1]
+
+
 def test_forget_keeps_the_article_private_until_it_is_out_of_the_index(ingest_settings: Settings, tmp_path: Path):
     """A /forget whose re-indexing fails (another writer holds the index) leaves the article listed as private and
     its file in place: its chunks, still in the index, never become visible to every chat."""

@@ -73,14 +73,41 @@ class Library:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
         temporary.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        written = temporary.stat()
         os.replace(temporary, self.path)
+        _remember(self.path, written, self.private)
+
+
+# The parsed ledger per path, keyed by the file's (inode, mtime_ns, size): the Telegram bot and ``qabot serve``
+# ask for a chat's scope before every question, and this spares the JSON read and parse while nothing changed.
+# The ledger is only ever replaced whole (``Library.save``: a new inode), and ``save`` records what it wrote, so
+# this process never sees a stale copy of its own writes; another process's write changes the key.
+_PARSED: dict[Path, tuple[tuple[int, int, int], dict[str, PrivateArticle]]] = {}
+
+
+def _key(stat: os.stat_result) -> tuple[int, int, int]:
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _remember(path: Path, stat: os.stat_result, private: dict[str, PrivateArticle]) -> None:
+    _PARSED[path] = (_key(stat), _copy(private))
+
+
+def _copy(private: dict[str, PrivateArticle]) -> dict[str, PrivateArticle]:
+    """Callers change the Library they get (``ingest``, ``forget``); the remembered one must not change."""
+    return {article_id: PrivateArticle(list(e.owners), e.chars) for article_id, e in private.items()}
 
 
 def load_library(settings: Settings) -> Library:
     """The ledger of ``articles_dir``; an empty one when it was never written."""
     path = settings.resolve(settings.articles_dir) / LIBRARY_FILE
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:  # stat and read the same file, even while another save replaces it
+            stat = os.fstat(handle.fileno())
+            known = _PARSED.get(path)
+            if known is not None and known[0] == _key(stat):
+                return Library(path, _copy(known[1]))
+            raw = json.loads(handle.read().decode("utf-8"))
     except FileNotFoundError:
         return Library(path)
     except (OSError, ValueError) as error:
@@ -92,4 +119,5 @@ def load_library(settings: Settings) -> Library:
         }
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise IngestError(f"the article ledger {path} is malformed ({type(error).__name__}: {error})") from error
-    return Library(path, private)
+    _remember(path, stat, private)
+    return Library(path, _copy(private))

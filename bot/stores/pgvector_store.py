@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -192,6 +192,16 @@ class AnyWordPgvectorDocumentStore(PgvectorDocumentStore):
             where, params = _convert_filters_to_where_clause_and_params(filters=filters, operator="AND")
         sort = SQL(" ORDER BY score DESC LIMIT {top_k}").format(top_k=SQLLiteral(top_k))
         return select + where + sort, tuple(params)
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """What a worker reads between questions (version, articles, chunk count): a database error becomes the
+    one ``StoreUnavailableError`` the service reports, without psycopg's chain."""
+    try:
+        yield
+    except (Error, DocumentStoreError) as error:
+        raise StoreUnavailableError(f"the PostgreSQL store cannot be read: {reason(error)}") from None
 
 
 def _without_vectors(documents: list[Document]) -> list[Document]:
@@ -488,22 +498,16 @@ class PgvectorIndex:
         return f"pgvector:{self.store.schema}:v{self.version}"
 
     def current_marker(self, settings: Settings) -> str | None:
-        try:
+        with _reading():
             return f"v{self.store.version()}"
-        except (Error, DocumentStoreError) as error:
-            raise StoreUnavailableError(f"the PostgreSQL store cannot be read: {reason(error)}") from None
 
     def reload(self, settings: Settings) -> PgvectorIndex:
-        try:
+        with _reading():
             return PgvectorIndex.read(self.store)
-        except (Error, DocumentStoreError) as error:
-            raise StoreUnavailableError(f"the PostgreSQL store cannot be read: {reason(error)}") from None
 
     def count_chunks(self) -> int:
-        try:
+        with _reading():
             return self.store.count_chunks()
-        except (Error, DocumentStoreError) as error:
-            raise StoreUnavailableError(f"the PostgreSQL store cannot be read: {reason(error)}") from None
 
     def retrieval_pipeline(self, settings: Settings, text_embedder: Any) -> tuple[Pipeline, str]:
         return build_retrieval_pipeline(settings, self.store, text_embedder)
