@@ -311,7 +311,9 @@ def evaluate_command(
     settings = _settings(config)
     if any(is_follow_up_file(file) for file in files):
         if len(files) != 1:
-            raise _fail("a follow-up (conversations) file is scored on its own: give it without other files", 2)
+            raise _fail(
+                "a follow-up (conversations) file is scored on its own: give it without other files", EXIT_USAGE
+            )
         _evaluate_follow_ups(settings, files[0], gold_history, report)
         return
     try:
