@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -88,6 +89,18 @@ def _os_error(error: OSError) -> str:
     return f"{error.filename}: {reason}" if error.filename else reason
 
 
+@contextmanager
+def _library_errors(action: str) -> Iterator[None]:
+    """The index commands' expected failures as one ``error:`` line: the service's own (``QabotError``), or an
+    articles folder or index_dir this user cannot read or write (``OSError``: "cannot <action>: <path>: <why>")."""
+    try:
+        yield
+    except QabotError as error:
+        raise _fail(str(error)) from None
+    except OSError as error:
+        raise _fail(f"cannot {action}: {_os_error(error)}") from None
+
+
 def _show_version(value: bool) -> None:
     if value:
         typer.echo(f"qabot {bot.__version__}")
@@ -144,12 +157,8 @@ def index(
 
     _quiet_libraries()
     settings = _settings(config)
-    try:
+    with _library_errors("build the index"):
         result = build_index(settings, force=force)
-    except QabotError as error:
-        raise _fail(str(error)) from None
-    except OSError as error:  # an index_dir or articles folder this user cannot write or read
-        raise _fail(f"cannot build the index: {_os_error(error)}") from None
     state = f"built ({result.embedded_chunks} chunks embedded, {result.faiss_index})" if result.built else "up to date"
     typer.echo(
         f"index {state}: {result.articles} article(s), {result.documents} chunks, "
@@ -169,12 +178,8 @@ def index_add(
 
     _quiet_libraries()
     settings = _settings(config)
-    try:
+    with _library_errors("add the article"):
         result = ingest_url(settings, source) if is_url(source) else ingest_file(settings, Path(source))
-    except QabotError as error:
-        raise _fail(str(error)) from None
-    except OSError as error:  # an articles folder or index_dir this user cannot write
-        raise _fail(f"cannot add the article: {_os_error(error)}") from None
     info = result.info
     if not result.added:
         typer.echo(f"already in the library as {info.article_id!r} ({info.title}); nothing added")
@@ -192,12 +197,8 @@ def index_remove(
 
     _quiet_libraries()
     settings = _settings(config)
-    try:
+    with _library_errors("remove the article"):
         result = remove_article(settings, article_id)
-    except QabotError as error:
-        raise _fail(str(error)) from None
-    except OSError as error:  # an articles folder or index_dir this user cannot write
-        raise _fail(f"cannot remove the article: {_os_error(error)}") from None
     typer.echo(f"removed {article_id!r}; index now has {result.articles} article(s), {result.documents} chunks")
 
 
@@ -310,7 +311,9 @@ def evaluate_command(
     settings = _settings(config)
     if any(is_follow_up_file(file) for file in files):
         if len(files) != 1:
-            raise _fail("a follow-up (conversations) file is scored on its own: give it without other files", 2)
+            raise _fail(
+                "a follow-up (conversations) file is scored on its own: give it without other files", EXIT_USAGE
+            )
         _evaluate_follow_ups(settings, files[0], gold_history, report)
         return
     try:

@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from bot.answer_batcher import AnswerBatcher
+
 if TYPE_CHECKING:  # the service pulls in the model libraries
     from bot.answer import Answer
     from bot.answering import ArticleScope
@@ -484,6 +486,18 @@ def answer_resolved(
     if any(item.is_follow_up for item in resolved):
         options["retrieval_queries"] = [item.retrieval_query for item in resolved]
     return service.answer_many(questions, **options)
+
+
+def resolved_batcher(
+    service: AnswersQuestions, window: float, workers: int
+) -> AnswerBatcher[tuple[Resolved, ArticleScope], Answer]:
+    """An ``AnswerBatcher`` of (resolved question, scope) pairs: questions arriving within ``window`` seconds share
+    one ``answer_resolved`` call, on one of ``workers`` threads (the Telegram bot and the HTTP API both use it)."""
+    return AnswerBatcher(
+        lambda batch: answer_resolved(service, [resolved for resolved, _ in batch], [scope for _, scope in batch]),
+        window=window,
+        workers=workers,
+    )
 
 
 def turn_for(question: str, resolved: Resolved, answer_text: str | None) -> Turn:

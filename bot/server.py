@@ -58,7 +58,7 @@ from starlette.exceptions import HTTPException
 import bot
 from bot.answer_batcher import AnswerBatcher
 from bot.articles import MAX_ARTICLE_BYTES, MAX_ARTICLE_ID_CHARS, article_id_from_text, parse_article
-from bot.conversation import ConversationStore, Resolved, answer_resolved, take_turn, turn_json_line
+from bot.conversation import ConversationStore, Resolved, resolved_batcher, take_turn, turn_json_line
 from bot.errors import ArticleError, InvalidQuestionError, QabotError
 from bot.ingest.library import load_library
 
@@ -222,11 +222,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         nonlocal batcher
-        batcher = AnswerBatcher(
-            lambda batch: answer_resolved(service, [resolved for resolved, _ in batch], [s for _, s in batch]),
-            window=BATCH_WINDOW_S,
-            workers=ANSWER_WORKERS,
-        )
+        batcher = resolved_batcher(service, window=BATCH_WINDOW_S, workers=ANSWER_WORKERS)
         try:
             yield
         finally:

@@ -39,8 +39,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
-from bot.answer_batcher import AnswerBatcher
-from bot.conversation import ConversationStore, Resolved, answer_resolved, describe, take_turn
+from bot.conversation import ConversationStore, describe, resolved_batcher, take_turn
 from bot.errors import InvalidQuestionError
 from bot.rendering import REFUSAL_HINT, render_alternatives_html, render_telegram_html
 from bot.serve_client import WORKERS_DOWN, ChatReply, WorkersUnavailableError
@@ -113,11 +112,7 @@ class LocalAnswerer:
 
     def __init__(self, service: QAService, store: ConversationStore, window: float, workers: int) -> None:
         self.service, self.store = service, store
-        self._batcher: AnswerBatcher[tuple[Resolved, ArticleScope], Answer] = AnswerBatcher(
-            lambda batch: answer_resolved(service, [resolved for resolved, _ in batch], [s for _, s in batch]),
-            window=window,
-            workers=workers,
-        )
+        self._batcher = resolved_batcher(service, window, workers)
 
     def conversation_id(self, chat_id: int) -> str:
         return telegram_conversation_id(chat_id)
