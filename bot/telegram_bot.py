@@ -144,18 +144,6 @@ def question_problem(error: InvalidQuestionError) -> str:
     return f"Sorry, I can't answer that: {error}. Please ask something shorter."
 
 
-def clean_question(service: QAService, text: str | None) -> str:
-    """The question as it will be asked, or InvalidQuestionError with a message for the user.
-
-    Uses the service's own rule, but before the question joins a batch shared with other chats: one bad
-    message must not fail the answers of the others.
-    """
-    try:
-        return service.validate_question(text or "")
-    except InvalidQuestionError as error:
-        raise InvalidQuestionError(question_problem(error)) from error
-
-
 def help_messages(articles: Sequence[ArticleInfo]) -> list[str]:
     """/start and /help: what the bot does and which article(s) it can answer about (HTML)."""
     lines = [

@@ -43,9 +43,9 @@ from bot.telegram_bot import (
     BotSetupError,
     TokenRedactingFilter,
     build_application,
-    clean_question,
     file_base_url,
     help_messages,
+    question_problem,
     read_token,
     webhook_arguments,
 )
@@ -443,16 +443,24 @@ def test_redacting_filter_covers_message_arguments_and_tracebacks(caplog: pytest
     assert caplog.text.count(REDACTED) == 2
 
 
-def test_clean_question(qa_service):
-    assert clean_question(qa_service, "  who\n backs\x00 them? ") == "who backs them?"
+def user_facing_question(service, text: str) -> str:
+    """What the chat front ends do with a message: the service's rule, its refusal in the user's words."""
+    try:
+        return service.validate_question(text)
+    except InvalidQuestionError as error:
+        raise InvalidQuestionError(question_problem(error)) from error
+
+
+def test_question_rule_in_the_users_words(qa_service):
+    assert user_facing_question(qa_service, "  who\n backs\x00 them? ") == "who backs them?"
     with pytest.raises(InvalidQuestionError, match="no question"):
-        clean_question(qa_service, " \n")
+        user_facing_question(qa_service, " \n")
     with pytest.raises(InvalidQuestionError, match="too long: 1,001 characters; the limit is 1,000"):
-        clean_question(qa_service, "x" * 1001)
-    assert clean_question(qa_service, "x" * 1000) == "x" * 1000
+        user_facing_question(qa_service, "x" * 1001)
+    assert user_facing_question(qa_service, "x" * 1000) == "x" * 1000
     # The service's token rule too: 998 characters, but over the reader's window (issue 9, item 1).
     with pytest.raises(InvalidQuestionError, match=r"too long: \d+ words and word pieces; the limit is \d+\. Please"):
-        clean_question(qa_service, "a " * 499)
+        user_facing_question(qa_service, "a " * 499)
 
 
 def test_help_escapes_titles_and_stays_short():
