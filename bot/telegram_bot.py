@@ -38,7 +38,7 @@ from telegram.ext import (
 )
 
 from bot.config import PROJECT_ROOT, TelegramSettings
-from bot.errors import BotSetupError, InvalidQuestionError
+from bot.errors import BotSetupError, EmptyQuestionError, InvalidQuestionError, QuestionTooLongError
 from bot.rendering import split_message
 from bot.serve_client import WORKERS_DOWN, ServeClient, WorkersUnavailableError
 from bot.telegram_articles import (
@@ -138,10 +138,14 @@ def protect_token_in_logs(token: str) -> None:
 
 
 def question_problem(error: InvalidQuestionError) -> str:
-    """What the user reads about a question the service refused (the same words here and behind the workers)."""
-    if "empty" in str(error):
+    """What the user reads about a question the service refused (the same words here and behind the workers:
+    ``ServeClient`` rebuilds the workers' error type from their 422). Chosen by the error's type, which says
+    which rule refused the question; its text is the rule's own wording and may change."""
+    if isinstance(error, EmptyQuestionError):
         return EMPTY_QUESTION
-    return f"Sorry, I can't answer that: {error}. Please ask something shorter."
+    if isinstance(error, QuestionTooLongError):
+        return f"Sorry, I can't answer that: {error}. Please ask something shorter."
+    return f"Sorry, I can't answer that: {error}."
 
 
 def help_messages(articles: Sequence[ArticleInfo]) -> list[str]:

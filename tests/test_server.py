@@ -160,6 +160,14 @@ def test_bad_questions_get_a_clear_4xx(client: TestClient, body: dict, status: i
     assert message in response.json()["error"]
 
 
+def test_a_refused_question_says_which_rule_refused_it(client: TestClient):
+    """``reason`` is what the Telegram bot in front of the workers words its reply by (bot.serve_client)."""
+    assert client.post("/ask", json={"question": " \n "}).json()["reason"] == "empty"
+    assert client.post("/ask", json={"question": "x" * 1500}).json()["reason"] == "too_long"
+    assert client.post("/ask", json={"question": "a " * 499}).json()["reason"] == "too_long"
+    assert "reason" not in client.post("/ask", json={}).json()  # a body that is not a question at all
+
+
 def test_malformed_json_is_400(client: TestClient):
     response = client.post("/ask", content=b'{"question": ', headers={"content-type": "application/json"})
     assert response.status_code == 400
