@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from telegram import Bot, Message, Update
-from telegram.constants import ChatAction, ParseMode
+from telegram import Bot, Update
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -38,7 +37,7 @@ from telegram.ext import (
 )
 
 from bot.config import PROJECT_ROOT, TelegramSettings
-from bot.errors import BotSetupError, EmptyQuestionError, InvalidQuestionError, QuestionTooLongError
+from bot.errors import BotSetupError
 from bot.rendering import split_message
 from bot.serve_client import WORKERS_DOWN, ServeClient, WorkersUnavailableError
 from bot.telegram_articles import (
@@ -58,6 +57,7 @@ from bot.telegram_chat import (
     register_chat_handlers,
     register_commands,
 )
+from bot.telegram_replies import reply_to
 
 if TYPE_CHECKING:  # the service pulls in the model libraries; the bot module itself stays light to import
     from bot.answering import QAService
@@ -70,7 +70,6 @@ REDACTED = "<redacted-token>"
 MAX_TITLES_IN_HELP = 10
 
 NON_TEXT_HINT = "Send me a question as text — I can only read text messages. /help says what I know about."
-EMPTY_QUESTION = "Your message has no question in it. Send me a question about the article as text."
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
 APOLOGY = "Sorry, something went wrong on my side while answering. Please try again in a moment."
 
@@ -137,17 +136,6 @@ def protect_token_in_logs(token: str) -> None:
 # -- texts ----------------------------------------------------------------------------------------------
 
 
-def question_problem(error: InvalidQuestionError) -> str:
-    """What the user reads about a question the service refused (the same words here and behind the workers:
-    ``ServeClient`` rebuilds the workers' error type from their 422). Chosen by the error's type, which says
-    which rule refused the question; its text is the rule's own wording and may change."""
-    if isinstance(error, EmptyQuestionError):
-        return EMPTY_QUESTION
-    if isinstance(error, QuestionTooLongError):
-        return f"Sorry, I can't answer that: {error}. Please ask something shorter."
-    return f"Sorry, I can't answer that: {error}."
-
-
 def help_messages(articles: Sequence[ArticleInfo]) -> list[str]:
     """/start and /help: what the bot does and which article(s) it can answer about (HTML)."""
     lines = [
@@ -170,16 +158,6 @@ def help_messages(articles: Sequence[ArticleInfo]) -> list[str]:
 # -- handlers -------------------------------------------------------------------------------------------
 
 
-async def _reply(message: Message, texts: Sequence[str], as_html: bool = False) -> None:
-    """Reply to ``message`` (quoted), one Telegram message per text; still sent if the question was deleted."""
-    for text in texts:
-        await message.reply_text(
-            text,
-            parse_mode=ParseMode.HTML if as_html else None,
-            do_quote=message.build_reply_arguments(allow_sending_without_reply=True),
-        )
-
-
 async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start and /help list what *this chat* may ask about: the rule of /sources, never another chat's articles."""
     message, chat = update.effective_message, update.effective_chat
@@ -192,31 +170,23 @@ async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             articles = await answerer.articles()
         except WorkersUnavailableError as error:
             log.warning("no article list for /help: %s", error)
-            await _reply(message, [WORKERS_DOWN])
+            await reply_to(message, [WORKERS_DOWN])
             return
     else:  # reads the ledger: off the event loop, like /sources
         articles = await asyncio.to_thread(visible_articles, desk, chat.id)
-    await _reply(message, help_messages(articles), as_html=True)
+    await reply_to(message, help_messages(articles), as_html=True)
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message and command_for_us(message, context.bot.username):  # not /start@OtherBot, not group chatter
-        await _reply(message, [UNKNOWN_COMMAND])
+        await reply_to(message, [UNKNOWN_COMMAND])
 
 
 async def non_text_hint(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message and not is_group(message):  # a photo in a group is for the people in it
-        await _reply(message, [NON_TEXT_HINT])
-
-
-async def show_typing(bot: Bot, chat_id: int) -> None:
-    """Best effort: a chat without the 'typing…' status still gets its answer."""
-    try:
-        await bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
-    except Exception as error:
-        log.debug("could not show typing in chat %s: %s", chat_id, error)
+        await reply_to(message, [NON_TEXT_HINT])
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

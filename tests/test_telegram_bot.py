@@ -42,7 +42,6 @@ from bot.errors import (
 from bot.rendering import NO_ANSWER_TEXT
 from bot.telegram_bot import (
     APOLOGY,
-    EMPTY_QUESTION,
     NON_TEXT_HINT,
     REDACTED,
     UNKNOWN_COMMAND,
@@ -51,10 +50,10 @@ from bot.telegram_bot import (
     build_application,
     file_base_url,
     help_messages,
-    question_problem,
     read_token,
     webhook_arguments,
 )
+from bot.telegram_replies import EMPTY_QUESTION, question_problem
 from tests.telegram_emulator.harness import Emulator, EmulatorClient, node_available, reply_target, running_emulator
 
 TOKEN = "123456789:qabot-e2e-SECRET-token_do-not-log"
