@@ -274,16 +274,17 @@ def chat(
     settings = _settings(config)
     conversation = Conversation(_service(settings))
     _tolerant_stdin()
-    if as_json:
+    with conversation:
+        if as_json:
 
-        def write(line: str) -> None:
-            typer.echo(line)
-            sys.stdout.flush()
+            def write(line: str) -> None:
+                typer.echo(line)
+                sys.stdout.flush()
 
-        if run_json(conversation, sys.stdin, write):
-            raise typer.Exit(1)
-        return
-    run_interactive(conversation, prompt_session(), typer.echo, color=sys.stdout.isatty())
+            if run_json(conversation, sys.stdin, write):
+                raise typer.Exit(1)
+            return
+        run_interactive(conversation, prompt_session(), typer.echo, color=sys.stdout.isatty())
 
 
 @app.command("eval")

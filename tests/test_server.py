@@ -119,7 +119,8 @@ def test_the_http_answer_is_the_chat_json_line(client: TestClient, qa_service):
 
     questions = ["Who backs Ahrar al-Sham?", "Who characterises it as a terror organisation?"]
     lines: list[str] = []
-    run_json(Conversation(qa_service), questions, lines.append)
+    with Conversation(qa_service) as conversation:
+        run_json(conversation, questions, lines.append)
     over_http = [client.post("/ask", json={"question": q, "conversation_id": "chat-cli"}).json() for q in questions]
     assert over_http == [json.loads(line) for line in lines]
 
