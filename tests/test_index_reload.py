@@ -11,9 +11,9 @@ import pytest
 
 from bot import answering
 from bot.answering import QAService
-from bot.config import Settings
+from bot.config import Settings, with_overrides
 from bot.indexing import add_article, build_index, current_build_name, remove_article
-from tests.conftest import SEED_ARTICLE, settings_with
+from tests.conftest import SEED_ARTICLE
 
 ROVER = "Rover finds water\n\nThe Perseverance rover found ice near the pole on Tuesday, NASA said.\n"
 
@@ -23,7 +23,8 @@ def private(service_settings: Settings, tmp_path: Path) -> Settings:
     (tmp_path / "articles").mkdir()
     shutil.copy(SEED_ARTICLE, tmp_path / "articles" / SEED_ARTICLE.name)
     (tmp_path / "rover.txt").write_text(ROVER)
-    settings = settings_with(service_settings, articles_dir=tmp_path / "articles", index_dir=tmp_path / "index")
+    overrides = {"articles_dir": tmp_path / "articles", "index_dir": tmp_path / "index"}
+    settings = with_overrides(service_settings, overrides)
     build_index(settings, progress_bar=False)
     return settings
 
