@@ -68,6 +68,10 @@ def test_bad_questions_are_refused_without_side_effects(qa_service: QAService, q
         qa_service.answer(question)
     with pytest.raises(InvalidQuestionError):
         qa_service.answer_many(["who backs Ahrar al-Sham?", question])
+    with pytest.raises(InvalidQuestionError, match=message):  # the uncached paths (qabot eval, fit_verifier)
+        qa_service.answer_with_passages(question)
+    with pytest.raises(InvalidQuestionError, match=message):
+        qa_service.candidates(question)
     assert dict(qa_service._cache) == cache_before
 
 

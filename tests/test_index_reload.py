@@ -42,6 +42,19 @@ def test_new_build_is_swapped_in_whole_and_articles_are_fresh(private: Settings,
     assert answer.text is not None and "ice" in answer.text and answer.source.article_id == "rover"
 
 
+def test_uncached_reads_follow_the_build_on_disk_too(private: Settings, tmp_path: Path):
+    """``candidates`` (fit_verifier) and ``answer_with_passages`` (qabot eval) reload a changed index like
+    ``answer`` does: each reads the build that is current when it is called."""
+    service = QAService.from_settings(private)
+    question = "What did the rover find near the pole?"
+    add_article(private, tmp_path / "rover.txt", progress_bar=False)
+    spans, passages = service.candidates(question)
+    assert "rover" in {p.meta["article_id"] for p in passages} and "ice" in spans[0].data
+    remove_article(private, "rover", progress_bar=False)
+    answer, passages = service.answer_with_passages(question, no_answer_threshold=0.0)
+    assert "rover" not in {p.meta["article_id"] for p in passages} and "ice" not in (answer.text or "")
+
+
 def test_unreadable_build_keeps_the_loaded_index_answering(private: Settings, tmp_path: Path, caplog, monkeypatch):
     service = QAService.from_settings(private)
     question = "Who backs Ahrar al-Sham?"
