@@ -34,7 +34,7 @@ import bot  # noqa: E402, F401  (offline environment before any model library lo
 def article_questions(reader: str) -> dict[str, dict]:
     """(a): the full service with each reader backend, scored like ``qabot eval``."""
     from bot.answering import QAService
-    from bot.config import load_settings
+    from bot.config import load_settings, with_overrides
     from bot.evaluation import evaluate, load_questions
     from bot.indexing import build_index
 
@@ -43,12 +43,9 @@ def article_questions(reader: str) -> dict[str, dict]:
     questions = load_questions(PROJECT_ROOT / "tests" / "data" / "aleppo_questions.json")
     results, answers = {}, {}
     for backend in ("onnx", "torch"):
-        settings = base.model_copy(
-            update={
-                "index_dir": index_dir,
-                "reader": base.reader.model_copy(update={"model": reader, "backend": backend}),
-                "answers": base.answers.model_copy(update={"cache_size": 0}),
-            }
+        settings = with_overrides(
+            base,
+            {"index_dir": index_dir, "reader.model": reader, "reader.backend": backend, "answers.cache_size": 0},
         )
         if backend == "onnx":
             build_index(settings, force=True, progress_bar=False)

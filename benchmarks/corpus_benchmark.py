@@ -49,16 +49,16 @@ def _peak_rss_mb() -> float:
 
 def _settings(workdir: Path, size: int, faiss_index: str = "auto"):
     """config.yaml with the corpus of ``size`` articles (or synthetic chunks) under ``workdir``, cache off."""
-    from bot.config import load_settings
+    from bot.config import load_settings, with_overrides
 
-    settings = load_settings()
-    return settings.model_copy(
-        update={
+    return with_overrides(
+        load_settings(),
+        {
             "articles_dir": workdir / f"articles-{size}",
             "index_dir": workdir / f"index-{size}",
-            "answers": settings.answers.model_copy(update={"cache_size": 0}),
-            "index": settings.index.model_copy(update={"faiss_index": faiss_index}),
-        }
+            "answers.cache_size": 0,
+            "index.faiss_index": faiss_index,
+        },
     )
 
 

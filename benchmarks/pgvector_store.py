@@ -42,7 +42,7 @@ import bot  # noqa: F401  (offline environment before any model library loads)
 from bot import stores
 from bot.articles import Article, ArticleInfo, clean_body, load_articles
 from bot.chunking import SentenceChunker, article_document
-from bot.config import PROJECT_ROOT, Settings, load_settings
+from bot.config import PROJECT_ROOT, Settings, load_settings, with_overrides
 from bot.evaluation import evaluate, gold_retrieved, load_questions
 from bot.indexing import build_indexing_pipeline
 from bot.pipeline import QueryPipeline
@@ -129,15 +129,15 @@ def measure_backends(settings: Settings, dsn: str, articles: list[Article], ques
             (articles_dir / f"{article.info.article_id}.txt").write_text(header + article.text, encoding="utf-8")
         for backend in ("faiss", "pgvector"):
             schema = f"qabot_bench_{uuid.uuid4().hex[:8]}"
-            variant = settings.model_copy(
-                update={
+            variant = with_overrides(
+                settings,
+                {
                     "articles_dir": articles_dir,
                     "index_dir": Path(folder) / f"index-{backend}",
-                    "answers": settings.answers.model_copy(update={"cache_size": 0}),  # every question answered
-                    "document_store": settings.document_store.model_copy(
-                        update={"backend": backend, "pg_schema": schema}
-                    ),
-                }
+                    "answers.cache_size": 0,  # every question answered
+                    "document_store.backend": backend,
+                    "document_store.pg_schema": schema,
+                },
             )
             try:
                 started = time.perf_counter()

@@ -83,15 +83,14 @@ if str(PROJECT_ROOT) not in sys.path:
 
 def qabot_settings(spec: dict, cache_size: int | None = 0):
     """config.yaml (or $QABOT_CONFIG) with the benchmark's reader, index folder and cache size."""
-    from bot.config import load_settings
+    from bot.config import load_settings, with_overrides
 
-    settings = load_settings()
-    update: dict = {"reader": settings.reader.model_copy(update={"model": spec["reader"]})}
+    overrides: dict = {"reader.model": spec["reader"]}
     if spec.get("qabot_index_dir"):
-        update["index_dir"] = Path(spec["qabot_index_dir"])
+        overrides["index_dir"] = Path(spec["qabot_index_dir"])
     if cache_size is not None:
-        update["answers"] = settings.answers.model_copy(update={"cache_size": cache_size})
-    return settings.model_copy(update=update)
+        overrides["answers.cache_size"] = cache_size
+    return with_overrides(load_settings(), overrides)
 
 
 class QabotSystem:
@@ -112,10 +111,9 @@ class QabotSystem:
 
     def enable_cache(self, size: int = 512) -> None:
         """Switch the answer cache on for the "cached repeat" line (the service reads the size per call)."""
-        settings = self.service.settings
-        self.service.settings = settings.model_copy(
-            update={"answers": settings.answers.model_copy(update={"cache_size": size})}
-        )
+        from bot.config import with_overrides
+
+        self.service.settings = with_overrides(self.service.settings, {"answers.cache_size": size})
 
 
 def stock_store(path: str | None = None):
@@ -707,15 +705,13 @@ def summarise(worker: dict, golds: list[tuple[str, ...]]) -> dict:
 
 def main_parent(args: argparse.Namespace) -> None:
     from bot.articles import load_articles
-    from bot.config import load_settings
+    from bot.config import load_settings, with_overrides
     from bot.models import embedder_model, reader_model
 
     total_started = time.perf_counter()
     settings = load_settings()
     if args.reader:
-        settings = settings.model_copy(
-            update={"reader": settings.reader.model_copy(update={"model": str(Path(args.reader).resolve())})}
-        )
+        settings = with_overrides(settings, {"reader.model": str(Path(args.reader).resolve())})
     reader = reader_model(settings)
     if not Path(reader).is_dir():
         sys.exit(f"reader folder {reader} does not exist (train/export it, or pass --reader PATH)")

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bot.answering import QAService
-from bot.config import PROJECT_ROOT, Settings, load_settings
+from bot.config import PROJECT_ROOT, Settings, load_settings, with_overrides
 from bot.evaluation import evaluate, load_questions
 from bot.indexing import build_index
 
@@ -46,9 +46,8 @@ SKIP_GRID = [None, 2, 1]
 
 def variant(base: Settings, index_dir: Path, **sections: dict) -> Settings:
     """``base`` with some keys of some sections replaced, its index in ``index_dir`` and the cache off."""
-    update = {name: getattr(base, name).model_copy(update=values) for name, values in sections.items()}
-    update["answers"] = base.answers.model_copy(update={"cache_size": 0})
-    return base.model_copy(update={"index_dir": index_dir, **update})
+    overrides = {f"{section}.{key}": value for section, values in sections.items() for key, value in values.items()}
+    return with_overrides(base, {**overrides, "index_dir": index_dir, "answers.cache_size": 0})
 
 
 def measure(settings: Settings, questions, count_passages: bool = False) -> str:

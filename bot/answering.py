@@ -170,10 +170,7 @@ class QAService:
         ``no_answer_threshold=0`` returns the best span even when the service would abstain, which is what
         a threshold sweep needs.
         """
-        question = self.validate_question(question)
-        with self._lock:
-            self._reload_if_index_changed()
-            ((answers, passages),) = self._pipeline.run([question], None, [retrieval_query or question])
+        question, answers, passages = self._read_uncached(question, retrieval_query)
         return self._to_answer(question, answers, no_answer_threshold), passages
 
     @property
@@ -188,13 +185,21 @@ class QAService:
     def candidates(self, question: str) -> tuple[list[ExtractedAnswer], list[Document]]:
         """The reader's distinct spans, best first, scored by the reader alone (no verifier, no threshold),
         and the passages read: what ``training/fit_verifier.py`` fits the verifier on."""
-        question = self.validate_question(question)
-        with self._lock:
-            self._reload_if_index_changed()
-            ((answers, passages),) = self._pipeline.run([question])
+        _, answers, passages = self._read_uncached(question)
         return _distinct_spans(answers, self.settings.reader.max_answer_chars), passages
 
     # -- internals ----------------------------------------------------------------------------------------
+
+    def _read_uncached(
+        self, question: str, retrieval_query: str | None = None
+    ) -> tuple[str, list[ExtractedAnswer], list[Document]]:
+        """One question read past the cache (the evaluation and verifier-fitting paths): validated, then run
+        under the lock on the index current now. The validated question, the reader's raw spans, the passages."""
+        question = self.validate_question(question)
+        with self._lock:
+            self._reload_if_index_changed()
+            ((answers, passages),) = self._pipeline.run([question], None, [retrieval_query or question])
+        return question, answers, passages
 
     @staticmethod
     def _cache_key(query: _Query) -> str:

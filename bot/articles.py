@@ -9,6 +9,7 @@ it is neither indexed nor ever returned as an answer.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,15 @@ class ArticleInfo:
     source: str | None = None
     date: str | None = None
     url: str | None = None
+
+
+def url_of(articles: Iterable[ArticleInfo], article_id: str) -> str | None:
+    """The link of article ``article_id`` in ``articles``; None when it is not there or has no url.
+
+    The one look-up behind the link under an answer, whether the articles come from this process's index or
+    from the workers' ``GET /articles`` (bot.telegram_chat, bot.serve_client).
+    """
+    return next((article.url for article in articles if article.article_id == article_id), None)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ itself, so a bad value fails once, at start-up, with a message that names the ke
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -287,15 +288,71 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
 # at a Bot API server without writing a config file).
 TELEGRAM_ENV_OVERRIDES = {"TELEGRAM_BASE_URL": "base_url", "QABOT_SERVE_URL": "answer_url"}
 
+SettingsModel = TypeVar("SettingsModel", bound=_Section)
 
-def _validated(raw: dict, path: Path, environ: dict[str, str]) -> Settings:
-    for variable, key in TELEGRAM_ENV_OVERRIDES.items():
-        if value := environ.get(variable, "").strip():
-            raw = {**raw, "telegram": {**(raw.get("telegram") or {}), key: value}}
+
+def with_overrides(settings: SettingsModel, overrides: Mapping[str, object]) -> SettingsModel:
+    """A copy of ``settings`` (``Settings`` or one section) with the keys named by dotted paths replaced.
+
+    ``with_overrides(settings, {"reader.no_answer_threshold": 0.3, "answers.cache_size": 0, "index_dir": path})``.
+    This is the rule ``load_settings`` applies to environment overrides: merge into the plain dict, then rebuild
+    through ``model_validate``. Not ``model_copy(update=...)``, because pydantic does not validate that: a
+    misspelt key or a value config.yaml would refuse (cache_size -1, stride above the window) would slip
+    through silently. A value that is itself a settings model is re-validated too. Raises ``ConfigError``
+    naming the key; ``settings`` (frozen) is never changed.
+    """
+    context = "invalid settings override"
+    return _validate(type(settings), _merged(type(settings), settings.model_dump(), overrides, context), context)
+
+
+def _merged(model: type[BaseModel], raw: dict, overrides: Mapping[str, object], context: str) -> dict:
+    """``raw`` (a dict ``model`` will validate) with ``overrides`` put in at their dotted paths; ``raw`` is not changed.
+
+    Each path is checked against ``model``'s fields first, so a misspelt section or key is named as such rather
+    than reported as an extra input somewhere else; ``context`` starts the error line.
+    """
+    raw = dict(raw)
+    for path, value in overrides.items():
+        *sections, name = path.split(".")
+        holder, fields = raw, model.model_fields
+        for depth, section in enumerate(sections):
+            annotation = fields[section].annotation if section in fields else None
+            if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+                where = ".".join(sections[: depth + 1])
+                problem = "an unknown section" if annotation is None else "not a section"
+                raise ConfigError(f"{context}: {path}: {where} is {problem}")
+            inner = holder.get(section)
+            if isinstance(inner, BaseModel):
+                inner = inner.model_dump()
+            if inner is None:
+                inner = {}  # `telegram:` left empty in a config file
+            if not isinstance(inner, dict):
+                break  # not a mapping in the config file: validation names that key
+            holder[section] = holder = dict(inner)
+            fields = annotation.model_fields
+        else:
+            if name not in fields:
+                raise ConfigError(f"{context}: {path}: unknown setting")
+            holder[name] = value.model_dump() if isinstance(value, BaseModel) else value
+    return raw
+
+
+def _validate(model: type[SettingsModel], raw: dict, context: str) -> SettingsModel:
+    """``model`` built from ``raw``, or one ``ConfigError`` line that names every bad key."""
     try:
-        return Settings.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in issue['loc']) or '(root)'}: {issue['msg']}" for issue in error.errors()
         )
-        raise ConfigError(f"invalid config {path}: {problems}") from error
+        raise ConfigError(f"{context}: {problems}") from error
+
+
+def _validated(raw: dict, path: Path, environ: dict[str, str]) -> Settings:
+    overrides = {
+        f"telegram.{key}": value
+        for variable, key in TELEGRAM_ENV_OVERRIDES.items()
+        if (value := environ.get(variable, "").strip())
+    }
+    context = f"invalid config {path}"
+    return _validate(Settings, _merged(Settings, raw, overrides, context), context)

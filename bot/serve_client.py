@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from bot.answer import Answer
-from bot.articles import ArticleInfo
+from bot.articles import ArticleInfo, url_of
 from bot.config import TelegramSettings
 from bot.errors import QabotError, invalid_question
 
@@ -142,7 +142,7 @@ class ServeClient:
             articles = await self.articles()
         except WorkersUnavailableError:
             return None
-        return next((article.url for article in articles if article.article_id == article_id), None)
+        return url_of(articles, article_id)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -39,6 +39,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
+from bot.articles import url_of
 from bot.conversation import ConversationStore, describe, resolved_batcher, take_turn
 from bot.errors import InvalidQuestionError
 from bot.rendering import REFUSAL_HINT, render_alternatives_html, render_telegram_html
@@ -136,7 +137,7 @@ class LocalAnswerer:
         return self.service.articles()
 
     async def article_url(self, article_id: str) -> str | None:
-        return next((a.url for a in self.service.articles() if a.article_id == article_id), None)
+        return url_of(self.service.articles(), article_id)
 
     async def aclose(self) -> None:
         self._batcher.close()

@@ -8,18 +8,13 @@ from pathlib import Path
 import pytest
 
 import bot  # noqa: F401  (offline environment before any model library loads)
-from bot.config import PROJECT_ROOT, Settings, load_settings
+from bot.config import PROJECT_ROOT, Settings, load_settings, with_overrides
 
 DATA_DIR = Path(__file__).parent / "data"
 QUESTIONS_FILE = DATA_DIR / "aleppo_questions.json"
 UNANSWERABLE_FILE = DATA_DIR / "aleppo_unanswerable.json"  # test set only: never tuned on (issue 7)
 SEED_ARTICLE = PROJECT_ROOT / "data" / "articles" / "aleppo-siege-2016.txt"
 BOILERPLATE_MARKERS = ("NOW WATCH", "F-35", "Emails & Alerts", "Site highlights", "Follow Business Insider")
-
-
-def settings_with(settings: Settings, **sections) -> Settings:
-    """A copy of ``settings`` with some top-level values or whole sections replaced."""
-    return settings.model_copy(update=sections)
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +33,7 @@ def service_settings(project_settings: Settings, session_index_dir: Path) -> Set
     """The shipped config with its index in a temp folder, built once per session."""
     from bot.indexing import build_index
 
-    settings = settings_with(project_settings, index_dir=session_index_dir)
+    settings = with_overrides(project_settings, {"index_dir": session_index_dir})
     build_index(settings, progress_bar=False)
     return settings
 

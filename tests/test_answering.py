@@ -10,8 +10,9 @@ import pytest
 
 from bot.answering import QAService
 from bot.articles import load_article
+from bot.config import with_overrides
 from bot.errors import EmptyQuestionError, InvalidQuestionError, QuestionNotTextError, QuestionTooLongError
-from tests.conftest import BOILERPLATE_MARKERS, SEED_ARTICLE, settings_with
+from tests.conftest import BOILERPLATE_MARKERS, SEED_ARTICLE
 
 ARTICLE_TEXT = load_article(SEED_ARTICLE).text
 
@@ -76,6 +77,10 @@ def test_bad_questions_are_refused_without_side_effects(
         qa_service.answer(question)
     with pytest.raises(InvalidQuestionError):
         qa_service.answer_many(["who backs Ahrar al-Sham?", question])
+    with pytest.raises(InvalidQuestionError, match=message):  # the uncached paths (qabot eval, fit_verifier)
+        qa_service.answer_with_passages(question)
+    with pytest.raises(InvalidQuestionError, match=message):
+        qa_service.candidates(question)
     assert dict(qa_service._cache) == cache_before
 
 
@@ -85,9 +90,7 @@ def test_answer_many_keeps_order_and_matches_single_answers(service_settings):
     Six questions give the reader more windows than one ONNX call takes; int8 activations are quantized per
     call, so windows of different questions must never share a call or their scores would drift.
     """
-    service = QAService.from_settings(
-        settings_with(service_settings, answers=service_settings.answers.model_copy(update={"cache_size": 0}))
-    )
+    service = QAService.from_settings(with_overrides(service_settings, {"answers.cache_size": 0}))
     questions = [
         "Who backs Ahrar al-Sham?",
         "What is the capital of Australia?",
@@ -105,9 +108,7 @@ def test_answer_many_keeps_order_and_matches_single_answers(service_settings):
 @pytest.fixture(scope="module")
 def uncached_service(service_settings) -> QAService:
     """A service without the answer cache: every question runs the whole pipeline."""
-    return QAService.from_settings(
-        settings_with(service_settings, answers=service_settings.answers.model_copy(update={"cache_size": 0}))
-    )
+    return QAService.from_settings(with_overrides(service_settings, {"answers.cache_size": 0}))
 
 
 def test_repeated_question_is_served_from_cache(qa_service: QAService):
@@ -136,12 +137,11 @@ def test_new_article_is_picked_up_and_cache_dropped(service_settings, tmp_path: 
     import shutil
 
     from bot.indexing import add_article, build_index
-    from tests.conftest import settings_with
 
     articles = tmp_path / "articles"
     articles.mkdir()
     shutil.copy(SEED_ARTICLE, articles / SEED_ARTICLE.name)
-    settings = settings_with(service_settings, articles_dir=articles, index_dir=tmp_path / "index")
+    settings = with_overrides(service_settings, {"articles_dir": articles, "index_dir": tmp_path / "index"})
     build_index(settings, progress_bar=False)
     service = QAService.from_settings(settings)
     question = "What did the rover find near the pole?"
@@ -168,11 +168,7 @@ def test_service_is_thread_safe_under_index_reload(service_settings, tmp_path: P
     build_a = current_build_name(index_dir)
     build_b = f"{build_a}-copy"
     shutil.copytree(index_dir / build_a, index_dir / build_b)
-    settings = settings_with(
-        service_settings,
-        index_dir=index_dir,
-        answers=service_settings.answers.model_copy(update={"cache_size": 0}),
-    )
+    settings = with_overrides(service_settings, {"index_dir": index_dir, "answers.cache_size": 0})
     service = QAService.from_settings(settings)
     builds_seen: set[str] = set()
     errors: list[BaseException] = []
@@ -212,8 +208,7 @@ def test_service_is_thread_safe_under_index_reload(service_settings, tmp_path: P
 
 def test_low_dense_only_passages_are_not_read_when_asked(service_settings):
     """With retrieval.dense_only_top 1, every passage read is BM25-backed or FAISS's best hit."""
-    retrieval = service_settings.retrieval.model_copy(update={"dense_only_top": 1})
-    service = QAService.from_settings(settings_with(service_settings, retrieval=retrieval))
+    service = QAService.from_settings(with_overrides(service_settings, {"retrieval.dense_only_top": 1}))
     pipeline = service._pipeline.retrieval
     skipped = 0
     for question in ["Who backs Ahrar al-Sham?", "What did the Soufan Group call the offensive?", "Who is Hadi?"]:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.articles import clean_body, is_boilerplate, load_article, load_articles, parse_article
+from bot.articles import ArticleInfo, clean_body, is_boilerplate, load_article, load_articles, parse_article, url_of
 from bot.errors import ArticleError
 from tests.conftest import BOILERPLATE_MARKERS, SEED_ARTICLE
 
@@ -94,3 +94,17 @@ def test_front_matter_with_windows_line_ends(tmp_path: Path, newline: str):
     article = load_article(path)
     assert (article.info.title, article.info.source, article.info.date) == ("Rover finds water", "NASA", "2026")
     assert article.text == "The rover found ice."
+
+
+def test_url_of_finds_the_named_article_only():
+    """The link under an answer (local index or the workers' /articles): the named article's url, else None."""
+    articles = [
+        ArticleInfo("bridge", "Bridge reopens"),
+        ArticleInfo("aleppo", "Aleppo", url="https://example.org/aleppo"),
+        ArticleInfo("harbour", "Harbour", url="https://example.org/harbour"),
+    ]
+    assert url_of(articles, "harbour") == "https://example.org/harbour"
+    assert url_of(articles, "aleppo") == "https://example.org/aleppo"
+    assert url_of(articles, "bridge") is None  # indexed, but without a url
+    assert url_of(articles, "Harbour") is None  # ids are exact
+    assert url_of([], "harbour") is None

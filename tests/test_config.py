@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+from bot.config import DEFAULT_CONFIG_PATH, ConfigError, IngestSettings, Settings, load_settings, with_overrides
 
 
 def test_shipped_config_matches_defaults():
@@ -95,6 +95,39 @@ def test_serve_url_from_the_environment_makes_the_bot_forward(tmp_path: Path):
         load_settings(path, environ={})
 
 
+def test_overrides_replace_nested_keys_by_dotted_path(tmp_path: Path):
+    shipped = load_settings(DEFAULT_CONFIG_PATH, environ={})
+    overrides = {"reader.no_answer_threshold": 0.3, "reader.stride": 64, "answers.cache_size": 0, "index_dir": tmp_path}
+    changed = with_overrides(shipped, overrides)
+    assert (changed.reader.no_answer_threshold, changed.reader.stride) == (0.3, 64)
+    assert changed.answers.cache_size == 0 and changed.index_dir == tmp_path
+    assert changed.reader.model == shipped.reader.model  # the rest of the section is kept
+    assert changed.answers.alternatives == shipped.answers.alternatives
+    assert with_overrides(IngestSettings(), {"max_bytes": 100_000}).max_bytes == 100_000  # one section works too
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"reader.treshold": 0.3}, r"reader\.treshold: unknown setting"),
+        ({"readers.model": "x"}, r"readers\.model: readers is an unknown section"),
+        ({"index_dir.name": "x"}, r"index_dir\.name: index_dir is not a section"),
+        ({"answers.cache_size": -1}, r"answers\.cache_size: Input should be greater than or equal to 0"),
+        ({"answers.cache_size": "many"}, r"answers\.cache_size: Input should be a valid integer"),
+        ({"reader.stride": 300}, r"reader: .*stride must be smaller than max_seq_length"),
+        ({"ingest": IngestSettings().model_copy(update={"max_bytes": 1})}, r"ingest\.max_bytes: .*greater than"),
+    ],
+)
+def test_bad_overrides_are_refused_and_change_nothing(overrides: dict, message: str):
+    """model_copy(update=...) would take every one of these silently; the settings would then be ones no
+    config.yaml could hold."""
+    shipped = load_settings(DEFAULT_CONFIG_PATH, environ={})
+    before = shipped.model_dump()
+    with pytest.raises(ConfigError, match=f"^invalid settings override: {message}"):
+        with_overrides(shipped, overrides)
+    assert shipped.model_dump() == before
+
+
 def test_qabot_config_variable_selects_file(tmp_path: Path):
     path = tmp_path / "other.yaml"
     path.write_text("answers: {alternatives: 0}")
@@ -114,7 +147,7 @@ def test_reader_calibration_comes_from_the_model_folder_unless_configured(tmp_pa
     assert reader_calibration(shipped) == (fitted["factor"], fitted["bias"])
 
     def with_reader(**reader) -> Settings:
-        return shipped.model_copy(update={"reader": shipped.reader.model_copy(update=reader)})
+        return with_overrides(shipped, {f"reader.{key}": value for key, value in reader.items()})
 
     assert reader_calibration(with_reader(calibration_factor=0.3)) == (0.3, fitted["bias"])
     assert reader_calibration(with_reader(calibration_factor=0.3, calibration_bias=-1.0)) == (0.3, -1.0)

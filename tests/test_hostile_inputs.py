@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 
 from bot.answering import QAService
 from bot.cli import app
-from bot.config import PROJECT_ROOT
+from bot.config import PROJECT_ROOT, with_overrides
 from bot.errors import InvalidQuestionError, ModelLoadError
 from bot.question_rules import max_question_tokens
-from tests.conftest import SEED_ARTICLE, settings_with
+from tests.conftest import SEED_ARTICLE
 
 runner = CliRunner()
 
@@ -136,7 +136,7 @@ def _reader_copy(tmp_path: Path, broken: str, content: bytes) -> Path:
 )
 def test_corrupt_reader_files_are_a_model_load_error(service_settings, tmp_path: Path, broken: str, says: str):
     reader = _reader_copy(tmp_path, broken, b"\x08\x07 not a model {")
-    settings = settings_with(service_settings, reader=service_settings.reader.model_copy(update={"model": str(reader)}))
+    settings = with_overrides(service_settings, {"reader.model": str(reader)})
     with pytest.raises(ModelLoadError, match=says) as raised:
         QAService.from_settings(settings)
     assert broken.split("/")[-1] in str(raised.value) and "\n" not in str(raised.value)
@@ -147,9 +147,8 @@ def test_corrupt_embedder_tokenizer_is_a_model_load_error(service_settings, tmp_
     embedder.mkdir()
     (embedder / "model_int8.onnx").symlink_to(PROJECT_ROOT / "models" / "embedder" / "model_int8.onnx")
     (embedder / "tokenizer.json").write_text('{"version": "1.0", "model": ')
-    onnx_dir = service_settings.embedder.model_copy(update={"onnx_dir": str(embedder)})
     with pytest.raises(ModelLoadError, match=r"cannot load the tokenizer .*tokenizer\.json") as raised:
-        QAService.from_settings(settings_with(service_settings, embedder=onnx_dir))
+        QAService.from_settings(with_overrides(service_settings, {"embedder.onnx_dir": str(embedder)}))
     assert "\n" not in str(raised.value)
 
 
@@ -184,7 +183,7 @@ def test_binary_current_file_is_an_index_error_and_index_repairs_it(service_sett
     index = tmp_path / "index"
     shutil.copytree(service_settings.index_dir, index)
     (index / "CURRENT").write_bytes(b"\xff\xfe\x00garbage\x80")
-    settings = settings_with(service_settings, index_dir=index)
+    settings = with_overrides(service_settings, {"index_dir": index})
     with pytest.raises(IndexCorruptError, match=r"CURRENT.*rebuild it with `qabot index`"):
         load_index(settings)
     assert build_index(settings, progress_bar=False).built

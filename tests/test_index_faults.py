@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
+from bot.config import Settings, with_overrides
 from bot.indexing import KILL_AT_ENV, add_article, build_index, load_index, remove_article
-from tests.conftest import SEED_ARTICLE, settings_with
+from tests.conftest import SEED_ARTICLE
 
 SEED = "aleppo-siege-2016"
 ROVER_TEXT = "Rover finds water\n\nThe rover found ice near the pole on Tuesday. NASA confirmed it later.\n"
@@ -31,14 +31,16 @@ def base(project_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     (root / "articles").mkdir()
     shutil.copy(SEED_ARTICLE, root / "articles" / SEED_ARTICLE.name)
     (root / "rover.txt").write_text(ROVER_TEXT)
-    build_index(settings_with(project_settings, articles_dir=root / "articles", index_dir=root / "index"), False, False)
+    overrides = {"articles_dir": root / "articles", "index_dir": root / "index"}
+    build_index(with_overrides(project_settings, overrides), False, False)
     return root
 
 
 @pytest.fixture
 def case(base: Path, project_settings: Settings, tmp_path: Path) -> tuple[Settings, Path]:
     shutil.copytree(base, tmp_path, dirs_exist_ok=True)
-    return settings_with(project_settings, articles_dir=tmp_path / "articles", index_dir=tmp_path / "index"), tmp_path
+    overrides = {"articles_dir": tmp_path / "articles", "index_dir": tmp_path / "index"}
+    return with_overrides(project_settings, overrides), tmp_path
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -11,9 +11,9 @@ import pytest
 
 from bot import answering
 from bot.answering import QAService
-from bot.config import Settings
+from bot.config import Settings, with_overrides
 from bot.indexing import add_article, build_index, current_build_name, remove_article
-from tests.conftest import SEED_ARTICLE, settings_with
+from tests.conftest import SEED_ARTICLE
 
 ROVER = "Rover finds water\n\nThe Perseverance rover found ice near the pole on Tuesday, NASA said.\n"
 
@@ -23,7 +23,8 @@ def private(service_settings: Settings, tmp_path: Path) -> Settings:
     (tmp_path / "articles").mkdir()
     shutil.copy(SEED_ARTICLE, tmp_path / "articles" / SEED_ARTICLE.name)
     (tmp_path / "rover.txt").write_text(ROVER)
-    settings = settings_with(service_settings, articles_dir=tmp_path / "articles", index_dir=tmp_path / "index")
+    overrides = {"articles_dir": tmp_path / "articles", "index_dir": tmp_path / "index"}
+    settings = with_overrides(service_settings, overrides)
     build_index(settings, progress_bar=False)
     return settings
 
@@ -39,6 +40,19 @@ def test_new_build_is_swapped_in_whole_and_articles_are_fresh(private: Settings,
     assert service._index is not old_index and service._pipeline.reader is reader, "reader weights not reloaded"
     answer = service.answer("What did the rover find near the pole?")
     assert answer.text is not None and "ice" in answer.text and answer.source.article_id == "rover"
+
+
+def test_uncached_reads_follow_the_build_on_disk_too(private: Settings, tmp_path: Path):
+    """``candidates`` (fit_verifier) and ``answer_with_passages`` (qabot eval) reload a changed index like
+    ``answer`` does: each reads the build that is current when it is called."""
+    service = QAService.from_settings(private)
+    question = "What did the rover find near the pole?"
+    add_article(private, tmp_path / "rover.txt", progress_bar=False)
+    spans, passages = service.candidates(question)
+    assert "rover" in {p.meta["article_id"] for p in passages} and "ice" in spans[0].data
+    remove_article(private, "rover", progress_bar=False)
+    answer, passages = service.answer_with_passages(question, no_answer_threshold=0.0)
+    assert "rover" not in {p.meta["article_id"] for p in passages} and "ice" not in (answer.text or "")
 
 
 def test_unreadable_build_keeps_the_loaded_index_answering(private: Settings, tmp_path: Path, caplog, monkeypatch):

