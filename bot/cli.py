@@ -410,7 +410,8 @@ def telegram(config: ConfigOption = None) -> None:
     loading the models."""
     import os
 
-    from bot.telegram_bot import check_bot_api, read_token, run_bot
+    from bot.telegram_bot import check_bot_api, run_bot
+    from bot.telegram_token import read_token
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("haystack", "faiss", "httpx"):  # per-question component runs, loader lines, request URLs

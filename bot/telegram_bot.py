@@ -9,7 +9,8 @@ in this process (``LocalAnswerer``: inference in threads, batched across chats, 
 with ``telegram.answer_url``, to ``qabot serve`` workers (``bot.serve_client.ServeClient``; no model is loaded
 here). Every failure ends in a message to the user, never in a dead bot.
 
-The token is a password: the caller reads it (``read_token``) and it is kept out of every log record.
+The token is a password: the caller reads it (``bot.telegram_token.read_token``) and it is kept out of every
+log record (``protect_token_in_logs``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextlib
 import hashlib
 import html
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,7 @@ from bot.telegram_chat import (
     register_commands,
 )
 from bot.telegram_replies import reply_to
+from bot.telegram_token import TOKEN_ENV, protect_token_in_logs, redact
 
 if TYPE_CHECKING:  # the service pulls in the model libraries; the bot module itself stays light to import
     from bot.answering import QAService
@@ -65,73 +67,11 @@ if TYPE_CHECKING:  # the service pulls in the model libraries; the bot module it
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
-REDACTED = "<redacted-token>"
 MAX_TITLES_IN_HELP = 10
 
 NON_TEXT_HINT = "Send me a question as text — I can only read text messages. /help says what I know about."
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
 APOLOGY = "Sorry, something went wrong on my side while answering. Please try again in a moment."
-
-# -- token ----------------------------------------------------------------------------------------------
-
-
-def read_token(environ: Mapping[str, str]) -> str:
-    """The bot token from ``TELEGRAM_BOT_TOKEN``; an error that says how to set it (and never echoes it)."""
-    token = environ.get(TOKEN_ENV, "").strip()
-    if not token:
-        raise BotSetupError(
-            f"{TOKEN_ENV} is not set: create a bot with @BotFather and export {TOKEN_ENV}=<token> "
-            "before starting the bot (the token is never read from config.yaml)"
-        )
-    if any(char.isspace() for char in token):
-        raise BotSetupError(f"{TOKEN_ENV} contains white space; a Telegram bot token is one word like 123456:ABC-xyz")
-    return token
-
-
-def redact(text: str, token: str) -> str:
-    """``text`` with the bot token replaced: for anything shown or logged that may quote a request URL."""
-    return text.replace(token, REDACTED) if token else text
-
-
-class TokenRedactingFilter(logging.Filter):
-    """Replaces the token in a record's message and traceback.
-
-    The Bot API puts the token in every request URL, so any library that logs URLs (httpx does at INFO) or
-    exceptions carrying them would leak it; a leaked token hands the bot to whoever reads the log.
-    """
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed log call: let the handler report it, as it would without us
-            return True
-        if self.token in message:
-            record.msg, record.args = redact(message, self.token), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text and self.token in record.exc_text:
-            record.exc_text = redact(record.exc_text, self.token)
-        return True
-
-
-def protect_token_in_logs(token: str) -> None:
-    """Silence httpx's per-request INFO lines and redact the token on the handlers and loggers in place now.
-
-    Handler filters see records from every logger that reaches them; logger filters cover records logged
-    directly to the libraries' top loggers. Installing twice for the same token is a no-op.
-    """
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    for name in ("", "httpx", "httpcore", "telegram", "bot"):
-        logger = logging.getLogger(name)
-        for target in (logger, *logger.handlers):
-            if not any(isinstance(f, TokenRedactingFilter) and f.token == token for f in target.filters):
-                target.addFilter(TokenRedactingFilter(token))
-
 
 # -- texts ----------------------------------------------------------------------------------------------
 
@@ -218,7 +158,6 @@ def build_application(answering: QAService | ServeClient, token: str, settings: 
     conversations live where the workers keep them.
     """
     protect_token_in_logs(token)
-    forwarding = isinstance(answering, ServeClient)
 
     async def post_init(application: Application) -> None:
         from bot.stores import conversation_store
@@ -259,8 +198,8 @@ def build_application(answering: QAService | ServeClient, token: str, settings: 
     )
     new_messages = filters.UpdateType.MESSAGE
     application.add_handler(CommandHandler(["start", "help"], show_help, filters=new_messages))
-    if forwarding:  # the workers' shared library: /sources lists it, the rest is done at the workers
-        register_forwarded_article_handlers(application)
+    if isinstance(answering, ServeClient):  # the workers' library: /sources lists it, the rest is done there
+        register_forwarded_article_handlers(application, answering)
     else:
         register_article_handlers(application, answering, settings)  # /add, documents, /sources, /use, /forget
     register_chat_handlers(application)  # /ask, /new, answer buttons (bot.telegram_chat)

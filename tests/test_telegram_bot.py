@@ -43,17 +43,15 @@ from bot.rendering import NO_ANSWER_TEXT
 from bot.telegram_bot import (
     APOLOGY,
     NON_TEXT_HINT,
-    REDACTED,
     UNKNOWN_COMMAND,
     BotSetupError,
-    TokenRedactingFilter,
     build_application,
     file_base_url,
     help_messages,
-    read_token,
     webhook_arguments,
 )
 from bot.telegram_replies import EMPTY_QUESTION, question_problem
+from bot.telegram_token import REDACTED, TokenRedactingFilter, read_token
 from tests.telegram_emulator.harness import Emulator, EmulatorClient, node_available, reply_target, running_emulator
 
 TOKEN = "123456789:qabot-e2e-SECRET-token_do-not-log"
