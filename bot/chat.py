@@ -41,12 +41,20 @@ COMMANDS = ("help", "sources", "new", "quit", "exit")
 
 
 class Conversation:
-    """A question in, an answer out, with the conversation so far taken into account."""
+    """A question in, an answer out, with the conversation so far taken into account.
+
+    A turn is ``bot.conversation.take_turn``, the one implementation the Telegram bot and the HTTP API await
+    too, so it is a coroutine. The conversation runs its turns on one event loop of its own (an
+    ``asyncio.Runner``) for as long as it lives, rather than a new loop and thread pool per question; ``close()``
+    (or leaving a ``with`` block) closes it. The loop is not made the thread's current loop, so prompt_toolkit's
+    prompt between questions runs on its own loop, as it would without a conversation.
+    """
 
     def __init__(self, service: QAService, conversation_id: str = SESSION_ID, store: Any = None) -> None:
         self.service = service
         self.conversation_id = conversation_id
         self.store = store if store is not None else InMemoryConversationStore(max_conversations=1)
+        self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)  # the loop starts with the first turn
 
     def ask(self, question: str) -> tuple[Answer, Resolved]:
         """Answer ``question`` (validated first: InvalidQuestionError changes nothing) and remember the turn."""
@@ -62,10 +70,23 @@ class Conversation:
             scope=None,  # the terminal is the operator's: every article
             answer=answer_one,
         )
-        return asyncio.run(turn)
+        try:
+            return self._runner.run(turn)
+        finally:
+            turn.close()  # a no-op once it ran; a turn refused by a closed conversation is not left "never awaited"
 
     def reset(self) -> None:
         self.store.reset(self.conversation_id)
+
+    def close(self) -> None:
+        """Close the conversation's event loop (and its threads); ``ask`` fails after this. Safe to call twice."""
+        self._runner.close()
+
+    def __enter__(self) -> Conversation:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def run_json(conversation: Conversation, lines: Iterable[str], write: Callable[[str], None]) -> int:

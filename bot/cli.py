@@ -274,16 +274,17 @@ def chat(
     settings = _settings(config)
     conversation = Conversation(_service(settings))
     _tolerant_stdin()
-    if as_json:
+    with conversation:
+        if as_json:
 
-        def write(line: str) -> None:
-            typer.echo(line)
-            sys.stdout.flush()
+            def write(line: str) -> None:
+                typer.echo(line)
+                sys.stdout.flush()
 
-        if run_json(conversation, sys.stdin, write):
-            raise typer.Exit(1)
-        return
-    run_interactive(conversation, prompt_session(), typer.echo, color=sys.stdout.isatty())
+            if run_json(conversation, sys.stdin, write):
+                raise typer.Exit(1)
+            return
+        run_interactive(conversation, prompt_session(), typer.echo, color=sys.stdout.isatty())
 
 
 @app.command("eval")
@@ -409,7 +410,8 @@ def telegram(config: ConfigOption = None) -> None:
     loading the models."""
     import os
 
-    from bot.telegram_bot import check_bot_api, read_token, run_bot
+    from bot.telegram_bot import check_bot_api, run_bot
+    from bot.telegram_token import read_token
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("haystack", "faiss", "httpx"):  # per-question component runs, loader lines, request URLs

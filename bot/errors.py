@@ -1,12 +1,47 @@
 """Errors whose message is shown to the user as is (one line, no traceback)."""
 
+from __future__ import annotations
+
+from typing import ClassVar
+
 
 class QabotError(Exception):
     """Base of every expected failure: bad input, missing index, bad config."""
 
 
 class InvalidQuestionError(QabotError, ValueError):
-    """An empty, over-long or otherwise unusable question; nothing was computed."""
+    """An empty, over-long or otherwise unusable question; nothing was computed.
+
+    The subclasses say which rule refused it, so a front end picks its words by type, not by the message's text;
+    ``reason`` is the same fact as a word, for the HTTP API's 422 body (the bot behind ``qabot serve`` reads it
+    back with ``invalid_question``).
+    """
+
+    reason: ClassVar[str] = "invalid"
+
+
+class QuestionNotTextError(InvalidQuestionError):
+    """Something that is not a string was passed as the question."""
+
+    reason: ClassVar[str] = "not_text"
+
+
+class EmptyQuestionError(InvalidQuestionError):
+    """Nothing is left of the question once white space and control characters are removed."""
+
+    reason: ClassVar[str] = "empty"
+
+
+class QuestionTooLongError(InvalidQuestionError):
+    """Over the character limit or the reader's token limit (``bot.question_rules``)."""
+
+    reason: ClassVar[str] = "too_long"
+
+
+def invalid_question(reason: str | None, message: str) -> InvalidQuestionError:
+    """The error for a ``reason`` word (``InvalidQuestionError.reason``); an unknown or missing one is the base."""
+    kinds = {kind.reason: kind for kind in (QuestionNotTextError, EmptyQuestionError, QuestionTooLongError)}
+    return kinds.get(reason or "", InvalidQuestionError)(message)
 
 
 class IndexMissingError(QabotError):

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 
 from bot.config import ReaderSettings
-from bot.errors import InvalidQuestionError
+from bot.errors import EmptyQuestionError, QuestionNotTextError, QuestionTooLongError
 
 # Passage tokens each reader window moves on by, at least, for the longest question allowed.
 MIN_PASSAGE_STEP_TOKENS = 64
@@ -47,21 +47,21 @@ def clean_question(
     max_tokens: int,
     count_tokens: Callable[[str], int],
 ) -> str:
-    """The question as it will be asked, or InvalidQuestionError saying what is wrong with it.
+    """The question as it will be asked, or an InvalidQuestionError subclass (which rule) saying what is wrong.
 
     White space and control characters collapse to single spaces; ``count_tokens`` is the reader's own
     tokenizer (question tokens, no special tokens).
     """
     if not isinstance(question, str):
-        raise InvalidQuestionError("the question must be text")
+        raise QuestionNotTextError("the question must be text")
     cleaned = " ".join(_CONTROL_CHARS.sub(" ", replace_surrogates(question)).split())
     if not cleaned:
-        raise InvalidQuestionError("the question is empty")
+        raise EmptyQuestionError("the question is empty")
     if len(cleaned) > max_chars:
-        raise InvalidQuestionError(f"the question is too long: {len(cleaned):,} characters; the limit is {max_chars:,}")
+        raise QuestionTooLongError(f"the question is too long: {len(cleaned):,} characters; the limit is {max_chars:,}")
     tokens = count_tokens(cleaned)
     if tokens > max_tokens:
-        raise InvalidQuestionError(
+        raise QuestionTooLongError(
             f"the question is too long: {tokens:,} words and word pieces; the limit is {max_tokens:,}"
         )
     return cleaned

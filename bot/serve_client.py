@@ -36,7 +36,7 @@ import httpx
 from bot.answer import Answer
 from bot.articles import ArticleInfo, url_of
 from bot.config import TelegramSettings
-from bot.errors import InvalidQuestionError, QabotError
+from bot.errors import QabotError, invalid_question
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,8 @@ class ServeClient:
         if conversation_id is not None:
             body["conversation_id"] = conversation_id
         response = await self._request("POST", "/ask", json=body)
-        if response.status_code == 422:
-            raise InvalidQuestionError(_error_text(response))
+        if response.status_code == 422:  # the workers' reason word keeps the error's type (which rule refused it)
+            raise invalid_question(_json_field(response, "reason"), _error_text(response))
         data = _json(response, "/ask")
         try:
             return ChatReply(Answer.from_json_dict(data), data.get("reading"))
@@ -181,10 +181,15 @@ def _json(response: httpx.Response, what: str) -> dict[str, Any]:
     return data
 
 
+def _json_field(response: httpx.Response, name: str) -> str | None:
+    """One field of a JSON object body, or None (no such field, or the body is not a JSON object)."""
+    try:
+        value = response.json().get(name)
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
 def _error_text(response: httpx.Response) -> str:
     """The server's ``{"error": "..."}`` line, or the start of whatever else came back (haproxy's HTML page)."""
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        error = None
-    return str(error) if error else " ".join(response.text.split())[:200]
+    return _json_field(response, "error") or " ".join(response.text.split())[:200]

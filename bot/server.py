@@ -271,7 +271,10 @@ def create_app(
                 "description": "The answer; `answer` is null when the articles don't say.",
                 "content": {"application/json": {"example": _ASK_EXAMPLE}},
             },
-            422: {"description": 'A bad question or body: `{"error": "..."}`'},
+            422: {
+                "description": 'A bad question or body: `{"error": "..."}`; a refused question also says which '
+                'rule refused it: `"reason"` is `empty`, `too_long` or `not_text`'
+            },
             503: {"description": "The index cannot be read."},
         },
     )
@@ -288,7 +291,7 @@ def create_app(
                 answer=lambda resolved, scope: batcher.ask((resolved, scope)),
             )
         except InvalidQuestionError as error:
-            return _error(422, str(error))
+            return _question_refused(error)
         return Response(turn_json_line(answer, resolved), media_type="application/json")
 
     @app.delete(
@@ -426,6 +429,12 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _question_refused(error: InvalidQuestionError) -> JSONResponse:
+    """422 with the rule that refused the question as a word (``reason``: empty, too_long, …) next to the message,
+    so a client (the Telegram bot in front of the workers) can tell the kinds apart without reading the text."""
+    return JSONResponse({"error": str(error), "reason": error.reason}, status_code=422)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """Every error is ``{"error": "one line for a person"}`` (validation errors also keep their ``detail``)."""
 
@@ -445,7 +454,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidQuestionError)
     async def invalid_question(_: Request, error: InvalidQuestionError) -> JSONResponse:
-        return _error(422, str(error))
+        return _question_refused(error)
 
     @app.exception_handler(QabotError)
     async def unavailable(_: Request, error: QabotError) -> JSONResponse:

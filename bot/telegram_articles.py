@@ -19,6 +19,7 @@ import html
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,8 @@ from bot.ingest import IngestResult, Quota, forget, ingest_bytes, ingest_url, is
 from bot.ingest.library import chat_owner, load_library
 from bot.ingest.service import FILE_TYPES
 from bot.rendering import split_message
+from bot.serve_client import WORKERS_DOWN, ServeClient, WorkersUnavailableError
+from bot.telegram_token import redact
 
 if TYPE_CHECKING:
     from bot.answering import ArticleScope, QAService
@@ -78,7 +81,7 @@ def register_article_handlers(application: Application, service: QAService, sett
     application.add_handler(MessageHandler(new_messages & filters.Document.ALL, add_document))
 
 
-def register_forwarded_article_handlers(application: Application) -> None:
+def register_forwarded_article_handlers(application: Application, workers: ServeClient) -> None:
     """The article commands when the bot forwards questions to ``qabot serve`` workers (``telegram.answer_url``).
 
     The workers answer every chat from their shared library (``POST /ask`` has no per-chat scope), so /sources
@@ -87,7 +90,7 @@ def register_forwarded_article_handlers(application: Application) -> None:
     need a per-chat scope in the HTTP API; admins add articles there (``qabot index add``, ``POST /articles``).
     """
     new_messages = filters.UpdateType.MESSAGE
-    application.add_handler(CommandHandler("sources", show_shared_sources, filters=new_messages))
+    application.add_handler(CommandHandler("sources", partial(show_shared_sources, workers), filters=new_messages))
     application.add_handler(CommandHandler(["add", "use", "forget"], refuse_at_workers, filters=new_messages))
     private_documents = new_messages & filters.Document.ALL & filters.ChatType.PRIVATE
     application.add_handler(MessageHandler(private_documents, refuse_at_workers))
@@ -98,16 +101,13 @@ async def refuse_at_workers(update: Update, _: ContextTypes.DEFAULT_TYPE) -> Non
         await update.effective_message.reply_text(ARTICLES_AT_WORKERS)
 
 
-async def show_shared_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def show_shared_sources(workers: ServeClient, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
     """/sources when forwarding: the workers' shared library (``GET /articles``), numbered as always."""
-    from bot.serve_client import WORKERS_DOWN, WorkersUnavailableError
-    from bot.telegram_chat import ANSWERER_KEY
-
     message = update.effective_message
     if message is None:
         return
     try:
-        articles = await context.bot_data[ANSWERER_KEY].articles()
+        articles = await workers.articles()
     except WorkersUnavailableError as error:
         log.warning("no article list for /sources: %s", error)
         await message.reply_text(WORKERS_DOWN)
@@ -219,7 +219,6 @@ async def _ingest_with_progress(
 
     A Telegram error may quote the file URL, which carries the bot token: its text is redacted before it is shown.
     """
-    from bot.telegram_bot import redact  # telegram_bot imports this module
     progress = await message.reply_text(READING, do_quote=message.build_reply_arguments())
     try:
         result = await work()

@@ -9,7 +9,8 @@ in this process (``LocalAnswerer``: inference in threads, batched across chats, 
 with ``telegram.answer_url``, to ``qabot serve`` workers (``bot.serve_client.ServeClient``; no model is loaded
 here). Every failure ends in a message to the user, never in a dead bot.
 
-The token is a password: the caller reads it (``read_token``) and it is kept out of every log record.
+The token is a password: the caller reads it (``bot.telegram_token.read_token``) and it is kept out of every
+log record (``protect_token_in_logs``).
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import contextlib
 import hashlib
 import html
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from telegram import Bot, Message, Update
-from telegram.constants import ChatAction, ParseMode
+from telegram import Bot, Update
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -38,7 +38,7 @@ from telegram.ext import (
 )
 
 from bot.config import PROJECT_ROOT, TelegramSettings
-from bot.errors import BotSetupError, InvalidQuestionError
+from bot.errors import BotSetupError
 from bot.rendering import split_message
 from bot.serve_client import WORKERS_DOWN, ServeClient, WorkersUnavailableError
 from bot.telegram_articles import (
@@ -58,6 +58,8 @@ from bot.telegram_chat import (
     register_chat_handlers,
     register_commands,
 )
+from bot.telegram_replies import reply_to
+from bot.telegram_token import TOKEN_ENV, protect_token_in_logs, redact
 
 if TYPE_CHECKING:  # the service pulls in the model libraries; the bot module itself stays light to import
     from bot.answering import QAService
@@ -65,83 +67,13 @@ if TYPE_CHECKING:  # the service pulls in the model libraries; the bot module it
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
-REDACTED = "<redacted-token>"
 MAX_TITLES_IN_HELP = 10
 
 NON_TEXT_HINT = "Send me a question as text — I can only read text messages. /help says what I know about."
-EMPTY_QUESTION = "Your message has no question in it. Send me a question about the article as text."
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
 APOLOGY = "Sorry, something went wrong on my side while answering. Please try again in a moment."
 
-# -- token ----------------------------------------------------------------------------------------------
-
-
-def read_token(environ: Mapping[str, str]) -> str:
-    """The bot token from ``TELEGRAM_BOT_TOKEN``; an error that says how to set it (and never echoes it)."""
-    token = environ.get(TOKEN_ENV, "").strip()
-    if not token:
-        raise BotSetupError(
-            f"{TOKEN_ENV} is not set: create a bot with @BotFather and export {TOKEN_ENV}=<token> "
-            "before starting the bot (the token is never read from config.yaml)"
-        )
-    if any(char.isspace() for char in token):
-        raise BotSetupError(f"{TOKEN_ENV} contains white space; a Telegram bot token is one word like 123456:ABC-xyz")
-    return token
-
-
-def redact(text: str, token: str) -> str:
-    """``text`` with the bot token replaced: for anything shown or logged that may quote a request URL."""
-    return text.replace(token, REDACTED) if token else text
-
-
-class TokenRedactingFilter(logging.Filter):
-    """Replaces the token in a record's message and traceback.
-
-    The Bot API puts the token in every request URL, so any library that logs URLs (httpx does at INFO) or
-    exceptions carrying them would leak it; a leaked token hands the bot to whoever reads the log.
-    """
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed log call: let the handler report it, as it would without us
-            return True
-        if self.token in message:
-            record.msg, record.args = redact(message, self.token), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text and self.token in record.exc_text:
-            record.exc_text = redact(record.exc_text, self.token)
-        return True
-
-
-def protect_token_in_logs(token: str) -> None:
-    """Silence httpx's per-request INFO lines and redact the token on the handlers and loggers in place now.
-
-    Handler filters see records from every logger that reaches them; logger filters cover records logged
-    directly to the libraries' top loggers. Installing twice for the same token is a no-op.
-    """
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    for name in ("", "httpx", "httpcore", "telegram", "bot"):
-        logger = logging.getLogger(name)
-        for target in (logger, *logger.handlers):
-            if not any(isinstance(f, TokenRedactingFilter) and f.token == token for f in target.filters):
-                target.addFilter(TokenRedactingFilter(token))
-
-
 # -- texts ----------------------------------------------------------------------------------------------
-
-
-def question_problem(error: InvalidQuestionError) -> str:
-    """What the user reads about a question the service refused (the same words here and behind the workers)."""
-    if "empty" in str(error):
-        return EMPTY_QUESTION
-    return f"Sorry, I can't answer that: {error}. Please ask something shorter."
 
 
 def help_messages(articles: Sequence[ArticleInfo]) -> list[str]:
@@ -166,16 +98,6 @@ def help_messages(articles: Sequence[ArticleInfo]) -> list[str]:
 # -- handlers -------------------------------------------------------------------------------------------
 
 
-async def _reply(message: Message, texts: Sequence[str], as_html: bool = False) -> None:
-    """Reply to ``message`` (quoted), one Telegram message per text; still sent if the question was deleted."""
-    for text in texts:
-        await message.reply_text(
-            text,
-            parse_mode=ParseMode.HTML if as_html else None,
-            do_quote=message.build_reply_arguments(allow_sending_without_reply=True),
-        )
-
-
 async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start and /help list what *this chat* may ask about: the rule of /sources, never another chat's articles."""
     message, chat = update.effective_message, update.effective_chat
@@ -188,31 +110,23 @@ async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             articles = await answerer.articles()
         except WorkersUnavailableError as error:
             log.warning("no article list for /help: %s", error)
-            await _reply(message, [WORKERS_DOWN])
+            await reply_to(message, [WORKERS_DOWN])
             return
     else:  # reads the ledger: off the event loop, like /sources
         articles = await asyncio.to_thread(visible_articles, desk, chat.id)
-    await _reply(message, help_messages(articles), as_html=True)
+    await reply_to(message, help_messages(articles), as_html=True)
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message and command_for_us(message, context.bot.username):  # not /start@OtherBot, not group chatter
-        await _reply(message, [UNKNOWN_COMMAND])
+        await reply_to(message, [UNKNOWN_COMMAND])
 
 
 async def non_text_hint(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message and not is_group(message):  # a photo in a group is for the people in it
-        await _reply(message, [NON_TEXT_HINT])
-
-
-async def show_typing(bot: Bot, chat_id: int) -> None:
-    """Best effort: a chat without the 'typing…' status still gets its answer."""
-    try:
-        await bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
-    except Exception as error:
-        log.debug("could not show typing in chat %s: %s", chat_id, error)
+        await reply_to(message, [NON_TEXT_HINT])
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -244,7 +158,6 @@ def build_application(answering: QAService | ServeClient, token: str, settings: 
     conversations live where the workers keep them.
     """
     protect_token_in_logs(token)
-    forwarding = isinstance(answering, ServeClient)
 
     async def post_init(application: Application) -> None:
         from bot.stores import conversation_store
@@ -285,8 +198,8 @@ def build_application(answering: QAService | ServeClient, token: str, settings: 
     )
     new_messages = filters.UpdateType.MESSAGE
     application.add_handler(CommandHandler(["start", "help"], show_help, filters=new_messages))
-    if forwarding:  # the workers' shared library: /sources lists it, the rest is done at the workers
-        register_forwarded_article_handlers(application)
+    if isinstance(answering, ServeClient):  # the workers' library: /sources lists it, the rest is done there
+        register_forwarded_article_handlers(application, answering)
     else:
         register_article_handlers(application, answering, settings)  # /add, documents, /sources, /use, /forget
     register_chat_handlers(application)  # /ask, /new, answer buttons (bot.telegram_chat)

@@ -45,6 +45,7 @@ from bot.errors import InvalidQuestionError
 from bot.rendering import REFUSAL_HINT, render_alternatives_html, render_telegram_html
 from bot.serve_client import WORKERS_DOWN, ChatReply, WorkersUnavailableError
 from bot.telegram_articles import chat_scope
+from bot.telegram_replies import question_problem, reply_to, show_typing
 
 if TYPE_CHECKING:
     from bot.answer import Answer
@@ -254,7 +255,7 @@ def command_for_us(message: Message, bot_username: str) -> bool:
     return not is_group(message)
 
 
-def small_talk_reply(text: str) -> str | None:
+def small_talkreply_to(text: str) -> str | None:
     """A short answer to a greeting or thanks (not a question about the article), else None."""
     text = text.strip()
     if _GREETING.match(text):
@@ -269,8 +270,6 @@ def small_talk_reply(text: str) -> str | None:
 
 async def with_typing(work: Awaitable[T], bot: Any, chat_id: int, delay: float = TYPING_DELAY_S) -> T:
     """Await ``work``; show 'typing…' only if it is not done within ``delay`` seconds."""
-    from bot.telegram_bot import show_typing
-
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=delay)
     if not done:
@@ -309,23 +308,21 @@ async def _send(message: Message, texts: Sequence[str], markup: InlineKeyboardMa
 
 async def answer_in_chat(message: Message, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
     """Answer ``text`` as the next turn of this chat's conversation (here or at the workers: ``ChatAnswerer``)."""
-    from bot.telegram_bot import _reply, question_problem
-
     answerer: ChatAnswerer = context.bot_data[ANSWERER_KEY]
-    chitchat = small_talk_reply(text)  # a greeting is short: it always passes validation, so check it first
+    chitchat = small_talkreply_to(text)  # a greeting is short: it always passes validation, so check it first
     if chitchat:
-        await _reply(message, [chitchat])
+        await reply_to(message, [chitchat])
         return
     try:
         scope = await chat_scope(context, message.chat_id)  # the articles this chat may be answered from
         asked = answerer.ask(text, answerer.conversation_id(message.chat_id), scope)
         reply = await with_typing(asked, context.bot, message.chat_id)
     except InvalidQuestionError as error:
-        await _reply(message, [question_problem(error)])
+        await reply_to(message, [question_problem(error)])
         return
     except WorkersUnavailableError as error:
         log.warning("no answer for chat %s: %s", message.chat_id, error)
-        await _reply(message, [WORKERS_DOWN])
+        await reply_to(message, [WORKERS_DOWN])
         return
     answer = reply.answer
     if not answer.answered:
@@ -349,21 +346,17 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """``/ask <question>``: works in groups and private chats alike."""
-    from bot.telegram_bot import _reply
-
     message = update.effective_message
     if message is None:
         return
     question = " ".join(context.args or [])
     if not question.strip():
-        await _reply(message, [ASK_USAGE])
+        await reply_to(message, [ASK_USAGE])
         return
     await answer_in_chat(message, context, question)
 
 
 async def new_conversation(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    from bot.telegram_bot import _reply
-
     message = update.effective_message
     if message is None:
         return
@@ -372,9 +365,9 @@ async def new_conversation(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await answerer.reset(answerer.conversation_id(message.chat_id))
     except WorkersUnavailableError as error:
         log.warning("could not reset chat %s: %s", message.chat_id, error)
-        await _reply(message, [WORKERS_DOWN])
+        await reply_to(message, [WORKERS_DOWN])
         return
-    await _reply(message, [NEW_CONVERSATION])
+    await reply_to(message, [NEW_CONVERSATION])
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

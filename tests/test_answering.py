@@ -11,7 +11,7 @@ import pytest
 from bot.answering import QAService
 from bot.articles import load_article
 from bot.config import with_overrides
-from bot.errors import InvalidQuestionError
+from bot.errors import EmptyQuestionError, InvalidQuestionError, QuestionNotTextError, QuestionTooLongError
 from tests.conftest import BOILERPLATE_MARKERS, SEED_ARTICLE
 
 ARTICLE_TEXT = load_article(SEED_ARTICLE).text
@@ -59,12 +59,21 @@ def test_boilerplate_is_never_an_answer_or_context(qa_service: QAService, articl
 
 
 @pytest.mark.parametrize(
-    ("question", "message"),
-    [("", "empty"), ("   \n\t ", "empty"), ("\x00\x01", "empty"), ("why? " * 300, "limit is 1,000")],
+    ("question", "message", "kind"),
+    [
+        ("", "empty", EmptyQuestionError),
+        ("   \n\t ", "empty", EmptyQuestionError),
+        ("\x00\x01", "empty", EmptyQuestionError),
+        ("why? " * 300, "limit is 1,000", QuestionTooLongError),
+        ("a " * 499, "words and word pieces", QuestionTooLongError),
+        (b"who?", "must be text", QuestionNotTextError),
+    ],
 )
-def test_bad_questions_are_refused_without_side_effects(qa_service: QAService, question: str, message: str):
+def test_bad_questions_are_refused_without_side_effects(
+    qa_service: QAService, question: str, message: str, kind: type[InvalidQuestionError]
+):
     cache_before = dict(qa_service._cache)
-    with pytest.raises(InvalidQuestionError, match=message):
+    with pytest.raises(kind, match=message):
         qa_service.answer(question)
     with pytest.raises(InvalidQuestionError):
         qa_service.answer_many(["who backs Ahrar al-Sham?", question])

@@ -3,6 +3,7 @@ Ctrl-C, Ctrl-D, Up) and ``chat --json`` as a real subprocess. The service is the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
@@ -37,7 +39,8 @@ def chat(qa_service, *keys: str) -> list[str]:
         typist = threading.Thread(target=type_keys)
         typist.start()
         session = prompt_session(input=pipe, output=DummyOutput())
-        run_interactive(Conversation(qa_service), session, written.append)
+        with Conversation(qa_service) as conversation:
+            run_interactive(conversation, session, written.append)
         typist.join()
     return written
 
@@ -70,6 +73,34 @@ def test_ctrl_c_cancels_the_line_and_ctrl_d_quits(qa_service):
     written = chat(qa_service, *keys)
     assert len(written) == 2  # the cancelled line asked nothing; Ctrl-D ended the chat before the last line
     assert "Syrian Observatory for Human Rights" in written[1] and "half" not in written[1]
+
+
+class LoopWatchingService:
+    """The session's real service, noting the event loop each question is validated on (inside the turn)."""
+
+    def __init__(self, service) -> None:
+        self._service, self.loops = service, []
+
+    def validate_question(self, question: str) -> str:
+        self.loops.append(asyncio.get_running_loop())  # kept: a closed loop's id cannot be reused by the next one
+        return self._service.validate_question(question)
+
+    def __getattr__(self, name: str):
+        return getattr(self._service, name)
+
+
+def test_one_event_loop_serves_the_whole_conversation_and_closes_with_it(qa_service):
+    service = LoopWatchingService(qa_service)
+    questions = ["Who backs Ahrar al-Sham?", "who characterises it as a terror organisation?", "What is SOHR?"]
+    with Conversation(service) as conversation:
+        answers = [conversation.ask(question)[0] for question in questions]
+        assert not service.loops[0].is_closed()
+    assert answers[0].text == "Turkey, Saudi Arabia, and Qatar"
+    assert len(service.loops) == len(questions) and all(loop is service.loops[0] for loop in service.loops)
+    assert service.loops[0].is_closed()  # closed with the conversation
+    with pytest.raises(RuntimeError):
+        conversation.ask(questions[0])
+    conversation.close()  # a second close is harmless
 
 
 def test_refusal_says_how_sure_it_is_that_the_article_does_not_say():

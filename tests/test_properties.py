@@ -17,10 +17,14 @@ from bot.articles import MAX_ARTICLE_BYTES, is_boilerplate, load_article, parse_
 from bot.chunking import SentenceChunker
 from bot.config import PROJECT_ROOT, ChunkingSettings, ReaderSettings
 from bot.errors import ArticleError, InvalidQuestionError
-from bot.question_rules import clean_question, max_question_tokens
+from bot.question_rules import clean_question, max_question_tokens, replace_surrogates
 
 READER = ReaderSettings()
 MAX_CHARS = 1000
+# The reader's tokenizer.json as shipped pads and truncates to 128: this one does neither, as a counter must.
+UNTRUNCATED = Tokenizer.from_file(str(PROJECT_ROOT / "models" / "reader" / "tokenizer.json"))
+UNTRUNCATED.no_padding()
+UNTRUNCATED.no_truncation()
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Any code point, lone surrogates included (undecodable input bytes arrive as those).
@@ -77,6 +81,18 @@ def test_a_question_is_either_refused_or_fits_the_reader(reader_tokenizers, ques
     # What crashed before: the reader's windows over a long passage, with this question in front.
     encoding = windows.encode(cleaned, "word " * 600)
     assert len(encoding.overflowing) < 600 // 64 + 2  # the window moves on by at least 64 passage tokens
+
+
+@FAST
+@given(question=st.one_of(any_text, wordy_text))
+@example(question="who backs [SEP] it? [CLS][PAD][MASK][UNK]")
+@example(question="a " * 600)
+def test_the_question_counter_counts_like_a_tokenizer_of_its_own(reader_tokenizers, question: str):
+    """The reader's counter shares its tokenizer's parsed model (``twin_tokenizer``) but not its window
+    truncation: it counts exactly as a tokenizer parsed on its own from tokenizer.json, without truncation."""
+    reader, _ = reader_tokenizers
+    question = replace_surrogates(question)
+    assert reader.question_tokens(question) == len(UNTRUNCATED.encode(question, add_special_tokens=False).ids)
 
 
 # -- article parsing ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from haystack import Document
 from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
 from bot.config import PROJECT_ROOT
-from bot.onnx_components import OnnxExtractiveReader
+from bot.onnx_components import OnnxExtractiveReader, load_tokenizer
 from bot.reader import QabotReader
 from bot.squad_metrics import best_over_golds, token_f1
 from training.squad_data import DEFAULT_SQUAD_PATH, load_articles, split_by_article
@@ -81,6 +81,24 @@ def test_int8_onnx_reader_keeps_float_accuracy(haystack_reader, validation_sampl
     )
     examples = validation_sample[:100]
     assert _reader_f1(onnx_reader, examples) >= _reader_f1(haystack_reader, examples) - 2.0
+
+
+def test_the_onnx_reader_parses_its_tokenizer_once(monkeypatch: pytest.MonkeyPatch):
+    """Start-up reads tokenizer.json once: the window tokenizer and the question counter share the parse, yet keep
+    their own truncation (the windows are cut at max_seq_length; a question is counted whole)."""
+    loads: list[object] = []
+
+    def counting_load(path):
+        loads.append(path)
+        return load_tokenizer(path)
+
+    monkeypatch.setattr("bot.onnx_components.load_tokenizer", counting_load)
+    reader = OnnxExtractiveReader(READER_DIR, ONNX_FILE, max_seq_length=64, stride=16)
+    reader.warm_up()
+    assert loads == [READER_DIR / "tokenizer.json"]
+    assert reader.question_tokens("a " * 100) == 100  # not cut at the window's 64
+    windows = reader._tokenizer.encode("who?", "a " * 100)
+    assert len(windows.ids) == 64 and windows.overflowing
 
 
 def test_null_score_wins_on_unrelated_paragraph():

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from bot.answer import Answer, Source
-from bot.errors import InvalidQuestionError
+from bot.errors import EmptyQuestionError, InvalidQuestionError, QuestionTooLongError
 from bot.serve_client import ServeClient, WorkersUnavailableError, conversation_key
 
 session_loop = pytest.mark.asyncio(loop_scope="session")
@@ -89,6 +89,28 @@ async def test_the_workers_refusal_of_a_question_is_an_invalid_question():
     client = _client([httpx.Response(422, json={"error": "the question is empty"})], seen)
     with pytest.raises(InvalidQuestionError, match="the question is empty"):
         await client.ask(" ", "c")
+    await client.aclose()
+
+
+@session_loop
+async def test_the_workers_reason_keeps_the_kind_of_refusal():
+    """The 422's ``reason`` rebuilds the error type the chat handlers word their reply by (the text may change)."""
+    seen: list[httpx.Request] = []
+    client = _client(
+        [
+            httpx.Response(422, json={"error": "nothing to ask", "reason": "empty"}),
+            httpx.Response(422, json={"error": "over the limit", "reason": "too_long"}),
+            httpx.Response(422, json={"error": "the question is empty"}),
+        ],
+        seen,
+    )
+    with pytest.raises(EmptyQuestionError, match=r"^nothing to ask$"):
+        await client.ask(" ", "c")
+    with pytest.raises(QuestionTooLongError, match=r"^over the limit$"):
+        await client.ask("x" * 2000, "c")
+    with pytest.raises(InvalidQuestionError) as no_reason:
+        await client.ask(" ", "c")
+    assert type(no_reason.value) is InvalidQuestionError  # no reason given: no kind guessed from the text
     await client.aclose()
 
 

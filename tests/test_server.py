@@ -119,7 +119,8 @@ def test_the_http_answer_is_the_chat_json_line(client: TestClient, qa_service):
 
     questions = ["Who backs Ahrar al-Sham?", "Who characterises it as a terror organisation?"]
     lines: list[str] = []
-    run_json(Conversation(qa_service), questions, lines.append)
+    with Conversation(qa_service) as conversation:
+        run_json(conversation, questions, lines.append)
     over_http = [client.post("/ask", json={"question": q, "conversation_id": "chat-cli"}).json() for q in questions]
     assert over_http == [json.loads(line) for line in lines]
 
@@ -158,6 +159,14 @@ def test_bad_questions_get_a_clear_4xx(client: TestClient, body: dict, status: i
     response = client.post("/ask", json=body)
     assert response.status_code == status
     assert message in response.json()["error"]
+
+
+def test_a_refused_question_says_which_rule_refused_it(client: TestClient):
+    """``reason`` is what the Telegram bot in front of the workers words its reply by (bot.serve_client)."""
+    assert client.post("/ask", json={"question": " \n "}).json()["reason"] == "empty"
+    assert client.post("/ask", json={"question": "x" * 1500}).json()["reason"] == "too_long"
+    assert client.post("/ask", json={"question": "a " * 499}).json()["reason"] == "too_long"
+    assert "reason" not in client.post("/ask", json={}).json()  # a body that is not a question at all
 
 
 def test_malformed_json_is_400(client: TestClient):

@@ -233,7 +233,7 @@ async def test_a_telegram_error_shown_to_the_chat_never_quotes_the_token():
     from telegram.error import NetworkError
 
     from bot.telegram_articles import _ingest_with_progress
-    from bot.telegram_bot import REDACTED
+    from bot.telegram_token import REDACTED
 
     async def failing_download():
         raise NetworkError(f"httpx.ConnectError: http://127.0.0.1:1/file/bot{TOKEN}/documents/file_1.pdf")

@@ -32,23 +32,26 @@ from telegram.ext import Application
 from bot.answer_batcher import AnswerBatcher
 from bot.articles import ArticleInfo
 from bot.config import PROJECT_ROOT, TelegramSettings, with_overrides
-from bot.errors import InvalidQuestionError, QabotError
+from bot.errors import (
+    EmptyQuestionError,
+    InvalidQuestionError,
+    QabotError,
+    QuestionNotTextError,
+    QuestionTooLongError,
+)
 from bot.rendering import NO_ANSWER_TEXT
 from bot.telegram_bot import (
     APOLOGY,
-    EMPTY_QUESTION,
     NON_TEXT_HINT,
-    REDACTED,
     UNKNOWN_COMMAND,
     BotSetupError,
-    TokenRedactingFilter,
     build_application,
     file_base_url,
     help_messages,
-    question_problem,
-    read_token,
     webhook_arguments,
 )
+from bot.telegram_replies import EMPTY_QUESTION, question_problem
+from bot.telegram_token import REDACTED, TokenRedactingFilter, read_token
 from tests.telegram_emulator.harness import Emulator, EmulatorClient, node_available, reply_target, running_emulator
 
 TOKEN = "123456789:qabot-e2e-SECRET-token_do-not-log"
@@ -461,6 +464,17 @@ def test_question_rule_in_the_users_words(qa_service):
     # The service's token rule too: 998 characters, but over the reader's window (issue 9, item 1).
     with pytest.raises(InvalidQuestionError, match=r"too long: \d+ words and word pieces; the limit is \d+\. Please"):
         user_facing_question(qa_service, "a " * 499)
+
+
+def test_the_refusal_is_worded_by_the_kind_of_error_not_by_its_text():
+    """Each rule's error type gets its own words, whatever the rule's message says (wordings change)."""
+    assert question_problem(EmptyQuestionError("nothing left to ask")) == EMPTY_QUESTION
+    assert (
+        question_problem(QuestionTooLongError("over the limit; an empty line would do"))
+        == "Sorry, I can't answer that: over the limit; an empty line would do. Please ask something shorter."
+    )
+    assert question_problem(QuestionNotTextError("not text")) == "Sorry, I can't answer that: not text."
+    assert question_problem(InvalidQuestionError("the question is empty")) != EMPTY_QUESTION  # no kind, no guess
 
 
 def test_help_escapes_titles_and_stays_short():

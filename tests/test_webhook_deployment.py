@@ -35,6 +35,7 @@ from bot.serve_client import WORKERS_DOWN, conversation_key
 from bot.telegram_articles import ARTICLES_AT_WORKERS
 from bot.telegram_bot import webhook_arguments
 from bot.telegram_chat import NEW_CONVERSATION
+from bot.telegram_replies import EMPTY_QUESTION
 from tests.telegram_emulator.harness import Emulator, EmulatorClient, node_available, running_emulator
 from tests.test_pgvector_backend import _config_file, _free_port_base, pg_settings  # noqa: F401 (fixtures)
 from tests.test_pgvector_store import pg_dsn  # noqa: F401 (a fixture)
@@ -249,6 +250,9 @@ async def test_article_commands_and_bad_questions_get_one_clear_message(users: U
     assert "I know this article:" in shown(helped) and "Syria's opposition is on the verge" in shown(helped)
     (too_long,) = await users.say(704, "x" * 1500)  # the workers' 422, in the bot's words
     assert shown(too_long).startswith("Sorry, I can't answer that:") and "1,000" in shown(too_long)
+    assert shown(too_long).endswith("Please ask something shorter.")  # the 422's reason: too_long
+    (empty,) = await users.say(704, " \n ")  # reason: empty, worded as the bot words its own refusal
+    assert empty["text"] == EMPTY_QUESTION
 
 
 async def test_unreachable_workers_give_one_clear_message(users: Users, deployment: Deployment):
