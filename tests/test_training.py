@@ -131,3 +131,17 @@ def test_distillation_loss_measures_drift_on_answerable_real_tokens_only():
     negative_row_drifts = _logits([[2.0, 0.0, 1.0, 0.0], [5.0, 0.0, 0.0, 0.0]], teacher.end_logits.tolist())
     assert distillation_loss(negative_row_drifts, teacher, mask, first, 2.0).item() == pytest.approx(0.0, abs=1e-6)
     assert distillation_loss(negative_row_drifts, teacher, mask, both, 2.0).item() > 0.1
+
+
+def test_draw_positives_over_draws_questions_answered_away_from_their_words(split):
+    """Half the draw answered in a sentence holding at most a third of the question's words (about a sixth of
+    SQuAD's), all distinct and answerable; share 0 is the plain seeded sample of earlier runs."""
+    import random
+
+    from training.positives import LOW_COVERAGE, answer_sentence_coverage, draw_positives
+
+    pool = split.train[:6000]
+    drawn = draw_positives(pool, 400, 0.5, random.Random(3))
+    assert len({ex.qid for ex in drawn}) == 400 and all(ex.answers for ex in drawn)
+    assert sum(answer_sentence_coverage(ex) <= LOW_COVERAGE for ex in drawn) == 200
+    assert draw_positives(pool, 50, 0.0, random.Random(3)) == random.Random(3).sample(pool, 50)

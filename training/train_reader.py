@@ -27,6 +27,7 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linea
 
 from training.features import Feature, WindowSettings, build_features
 from training.hard_negatives import build_hard_negatives
+from training.positives import draw_positives
 from training.squad_data import DEFAULT_SQUAD_PATH, load_articles, make_negatives, split_by_article
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -190,6 +191,15 @@ def main(
         ),
     ] = 0.0,
     distill_temperature: Annotated[float, typer.Option(min=0.1, help="Softmax temperature of that KL term.")] = 2.0,
+    low_coverage_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of the positives drawn from questions whose answer sentence holds at most a third of their "
+            "content words (training.positives); 0: a plain random draw.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Train the reader; every setting is recorded in OUT/run_config.json and the checkpoint."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -221,6 +231,8 @@ def main(
             raise typer.BadParameter("--distill-weight needs --init-from (the reader to stay close to)")
         config["distill_weight"] = distill_weight
         config["distill_temperature"] = distill_temperature
+    if low_coverage_share > 0:
+        config["low_coverage_share"] = low_coverage_share
     checkpoint_dir = out / "checkpoint"
     if resume:
         state = torch.load(checkpoint_dir / "trainer_state.pt", weights_only=False)
@@ -242,7 +254,7 @@ def main(
         pool = [ex for ex in split.train if ex.qid not in seen]
         rng = random.Random(seed + 1000)
     wanted = len(pool) if train_questions <= 0 else min(train_questions, len(pool))
-    positives = rng.sample(pool, wanted)
+    positives = draw_positives(pool, wanted, low_coverage_share, rng)
     negative_count = round(len(positives) * negative_share / (1 - negative_share))
     negative_seed = seed + 1 + (1000 if seen_questions else 0)
     if hard_negatives:
