@@ -145,3 +145,17 @@ def test_draw_positives_over_draws_questions_answered_away_from_their_words(spli
     assert len({ex.qid for ex in drawn}) == 400 and all(ex.answers for ex in drawn)
     assert sum(answer_sentence_coverage(ex) <= LOW_COVERAGE for ex in drawn) == 200
     assert draw_positives(pool, 50, 0.0, random.Random(3)) == random.Random(3).sample(pool, 50)
+
+
+def test_freeze_lower_layers_fixes_embeddings_and_the_lowest_layers_only():
+    from transformers import AutoModelForQuestionAnswering
+
+    from training.train_reader import freeze_lower_layers
+
+    model = AutoModelForQuestionAnswering.from_pretrained(PROJECT / "models" / "reader")
+    freeze_lower_layers(model, 4)
+    frozen = {name for name, parameter in model.named_parameters() if not parameter.requires_grad}
+    assert any(name.startswith("bert.embeddings.") for name in frozen)
+    assert {name.split(".")[3] for name in frozen if ".encoder.layer." in name} == {"0", "1", "2", "3"}
+    top = ("qa_outputs", "bert.encoder.layer.5")
+    assert all(p.requires_grad for n, p in model.named_parameters() if n.startswith(top))

@@ -95,6 +95,22 @@ def collate(
     }
 
 
+def freeze_lower_layers(model: torch.nn.Module, layers: int) -> None:
+    """Fix the embeddings and the lowest ``layers`` encoder layers of a BERT-style QA model (0: nothing).
+
+    Why: every continuation of the full reader on hard negatives also lost answers that need reading across
+    sentences (issue 7). If that skill sits in the lower layers, training only the upper ones and the QA head
+    changes how the reader decides between a span and "no answer" while leaving how it reads alone.
+    """
+    if layers <= 0:
+        return
+    encoder = model.base_model
+    if layers > len(encoder.encoder.layer):
+        raise typer.BadParameter(f"--freeze-layers {layers}: the model has {len(encoder.encoder.layer)} layers")
+    for module in (encoder.embeddings, *encoder.encoder.layer[:layers]):
+        module.requires_grad_(False)
+
+
 def distillation_loss(student, teacher, attention_mask, rows, temperature: float) -> torch.Tensor:
     """KL(teacher || student) of the start and end distributions over each window's real tokens, on ``rows``.
 
@@ -200,6 +216,14 @@ def main(
             "content words (training.positives); 0: a plain random draw.",
         ),
     ] = 0.0,
+    freeze_layers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Keep the embeddings and the lowest N encoder layers fixed (a continuation that should keep how "
+            "the reader reads and change only how it decides); 0: train everything.",
+        ),
+    ] = 0,
 ) -> None:
     """Train the reader; every setting is recorded in OUT/run_config.json and the checkpoint."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -233,6 +257,8 @@ def main(
         config["distill_temperature"] = distill_temperature
     if low_coverage_share > 0:
         config["low_coverage_share"] = low_coverage_share
+    if freeze_layers > 0:
+        config["freeze_layers"] = freeze_layers
     checkpoint_dir = out / "checkpoint"
     if resume:
         state = torch.load(checkpoint_dir / "trainer_state.pt", weights_only=False)
@@ -279,14 +305,16 @@ def main(
     # float32 master weights whatever dtype the folder was saved in (transformers 5 loads the saved dtype)
     model = AutoModelForQuestionAnswering.from_pretrained(model_path, dtype=torch.float32).to(target)
     model.train()
+    freeze_lower_layers(model, freeze_layers)
     teacher = None
     if distill_weight > 0:
         teacher = AutoModelForQuestionAnswering.from_pretrained(init_from, dtype=torch.float32).to(target).eval()
         teacher.requires_grad_(False)
     no_decay = ("bias", "LayerNorm.weight")
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in trained if not n.endswith(no_decay)], "weight_decay": weight_decay},
+        {"params": [p for n, p in trained if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_share * total_steps), total_steps)
