@@ -4,10 +4,11 @@ The hard negatives teach the reader to refuse when the sentence that would answe
 (``hard_negatives.answer_removed``) or a name no longer matches (``perturbed``). Continued on that mix, the reader
 also learned to refuse answerable questions whose answer sits in a sentence that shares few words with the
 question (the answer named in one sentence, the question's words in the one before: what a reader must connect,
-e.g. a pronoun or "the city" for a name). Those questions are a minority of SQuAD's positives (about a fifth
-cover at most a third of the question's content words in the answer's sentence), so a random draw of positives
-leaves the contrast to the ``answer_removed`` negatives thin. ``draw_positives`` can over-draw them: a share of
-the positives comes from the low-coverage questions, the rest from all others, seeded.
+e.g. a pronoun or "the city" for a name). Those questions are a minority of SQuAD's positives (about a sixth
+cover at most a third of the question's content words in the answer's sentence: ``python -m training.positives``
+counts them), so a random draw of positives leaves the contrast to the ``answer_removed`` negatives thin.
+``draw_positives`` can over-draw them: a share of the positives comes from the low-coverage questions, the rest
+from all others, seeded.
 """
 
 from __future__ import annotations
@@ -48,3 +49,17 @@ def draw_positives(
     drawn = rng.sample(low, from_low) + rng.sample(rest, min(wanted - from_low, len(rest)))
     rng.shuffle(drawn)
     return drawn
+
+
+def main() -> None:
+    """Print how many training questions of the split are low-coverage (the figure the docs quote)."""
+    from training.squad_data import load_articles, split_by_article
+
+    train = split_by_article(load_articles()).train
+    low = sum(answer_sentence_coverage(example) <= LOW_COVERAGE for example in train)
+    print(f"{low:,} of {len(train):,} training questions ({100 * low / len(train):.1f} %) have at most a third of")
+    print("their content words in the answer's sentence")
+
+
+if __name__ == "__main__":
+    main()
