@@ -336,13 +336,16 @@ def main(
         for step in progress:
             batch = collate(features, batches[step], tokenizer.pad_token_id, segment_ids)
             batch = {name: tensor.to(target, non_blocking=True) for name, tensor in batch.items()}
-            answerable = torch.tensor(
-                [features[i].example_index < len(positives) for i in batches[step]], device=target
+            # features were built from positives + negatives, in that order; the mask is only needed to distil
+            answerable = (
+                torch.tensor([features[i].example_index < len(positives) for i in batches[step]], device=target)
+                if teacher is not None
+                else None
             )
             with torch.autocast(target.type, dtype=torch.bfloat16, enabled=bf16):
                 output = model(**batch)
                 loss = output.loss
-                if teacher is not None and bool(answerable.any()):
+                if answerable is not None and bool(answerable.any()):
                     with torch.no_grad():
                         taught = teacher(**{k: v for k, v in batch.items() if not k.endswith("_positions")})
                     loss = loss + distill_weight * distillation_loss(
