@@ -255,7 +255,7 @@ def command_for_us(message: Message, bot_username: str) -> bool:
     return not is_group(message)
 
 
-def small_talkreply_to(text: str) -> str | None:
+def small_talk_reply(text: str) -> str | None:
     """A short answer to a greeting or thanks (not a question about the article), else None."""
     text = text.strip()
     if _GREETING.match(text):
@@ -309,7 +309,7 @@ async def _send(message: Message, texts: Sequence[str], markup: InlineKeyboardMa
 async def answer_in_chat(message: Message, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
     """Answer ``text`` as the next turn of this chat's conversation (here or at the workers: ``ChatAnswerer``)."""
     answerer: ChatAnswerer = context.bot_data[ANSWERER_KEY]
-    chitchat = small_talkreply_to(text)  # a greeting is short: it always passes validation, so check it first
+    chitchat = small_talk_reply(text)  # a greeting is short: it always passes validation, so check it first
     if chitchat:
         await reply_to(message, [chitchat])
         return
