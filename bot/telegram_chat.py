@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ANSWERER_KEY = "answerer"
-CONVERSATIONS_KEY = "conversations"  # the local answerer's store (tests look at it)
 FEEDBACK_KEY = "feedback"
 RECENT_KEY = "recent_answers"
 TYPING_DELAY_S = 1.0
@@ -195,8 +194,6 @@ def prepare_chat_state(bot_data: dict[str, Any], answerer: ChatAnswerer, feedbac
     losing them on a restart only makes old buttons say "ask again", and the votes themselves are on disk.
     """
     bot_data[ANSWERER_KEY] = answerer
-    if isinstance(answerer, LocalAnswerer):
-        bot_data[CONVERSATIONS_KEY] = answerer.store
     bot_data[FEEDBACK_KEY] = FeedbackLog(feedback_file, salt)
     bot_data[RECENT_KEY] = OrderedDict()
 
