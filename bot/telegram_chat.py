@@ -99,8 +99,6 @@ class ChatAnswerer(Protocol):
 
     async def articles(self) -> list[ArticleInfo]: ...
 
-    async def article_url(self, article_id: str) -> str | None: ...
-
     async def aclose(self) -> None: ...
 
 
@@ -134,9 +132,6 @@ class LocalAnswerer:
 
     async def articles(self) -> list[ArticleInfo]:
         return self.service.articles()
-
-    async def article_url(self, article_id: str) -> str | None:
-        return url_of(self.service.articles(), article_id)
 
     async def aclose(self) -> None:
         self._batcher.close()
@@ -292,6 +287,14 @@ def _remember_answer(bot_data: dict[str, Any], chat_id: int, answer: Answer) -> 
     return key
 
 
+async def _article_url(answerer: ChatAnswerer, article_id: str) -> str | None:
+    """The link under an answer; best effort (an answer is never held back for its link)."""
+    try:
+        return url_of(await answerer.articles(), article_id)
+    except WorkersUnavailableError:
+        return None
+
+
 async def _send(message: Message, texts: Sequence[str], markup: InlineKeyboardMarkup | None = None) -> None:
     """Reply in HTML; the keyboard goes under the last message."""
     for index, text in enumerate(texts):
@@ -326,7 +329,7 @@ async def answer_in_chat(message: Message, context: ContextTypes.DEFAULT_TYPE, t
         await _send(message, render_telegram_html(answer, note=reply.reading, hint=REFUSAL_HELP))
         return
     key = _remember_answer(context.bot_data, message.chat_id, answer)
-    url = await answerer.article_url(answer.source.article_id) if answer.source else None
+    url = await _article_url(answerer, answer.source.article_id) if answer.source else None
     await _send(message, render_telegram_html(answer, note=reply.reading, url=url), _keyboard(key, answer))
 
 
