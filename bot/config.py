@@ -192,8 +192,10 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     document_store: DocumentStoreSettings = DocumentStoreSettings()
 
-    def resolve(self, path: Path | str) -> Path:
-        """A path from the settings as an absolute path.
+    @staticmethod
+    def resolve(path: Path | str) -> Path:
+        """A path from the settings as an absolute path (static: the Telegram bot in front of workers has only
+        its ``TelegramSettings``).
 
         ``load_settings`` has already made the paths written in a config file absolute (relative to that
         file's folder), so what is still relative here is a default: relative to the project root, never to

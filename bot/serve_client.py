@@ -10,7 +10,7 @@ the HTTP API; the chat handlers call it through the same ``ChatAnswerer`` interf
   ``interpreted_as`` and ``reading``, read back with ``Answer.from_json_dict``. 422 is the worker's message about
   a bad question (``InvalidQuestionError``).
 - ``reset``: ``DELETE /conversations/{id}`` (``/new``), ``articles``: ``GET /articles`` (``/help``, ``/sources``,
-  the source link under an answer; cached for ``ARTICLES_TTL_S``).
+  the link under an answer; cached for ``ARTICLES_TTL_S``).
 - Connection errors, 502 and 503 (a worker restarting, haproxy with no healthy worker) are retried
   ``answer_retries`` times with a short backoff; a read timeout is not (the question may have been answered
   and remembered). Whatever still fails is ``WorkersUnavailableError`` with a one-line reason for the log; the
@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from bot.answer import Answer
-from bot.articles import ArticleInfo, url_of
+from bot.articles import ArticleInfo
 from bot.config import TelegramSettings
 from bot.errors import QabotError, invalid_question
 
@@ -135,14 +135,6 @@ class ServeClient:
             raise WorkersUnavailableError(f"/articles answered something unexpected ({error!r})") from None
         self._articles = (time.monotonic(), articles)
         return articles
-
-    async def article_url(self, article_id: str) -> str | None:
-        """The link under an answer; best effort (an answer is never held back for its link)."""
-        try:
-            articles = await self.articles()
-        except WorkersUnavailableError:
-            return None
-        return url_of(articles, article_id)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -281,17 +281,14 @@ def create_app(
     async def ask(body: AskRequest) -> Response:
         assert batcher is not None, "the lifespan creates the batcher before the first request"
         conversation_id = body.conversation_id
-        try:
-            answer, resolved = await take_turn(
-                body.question,
-                validate=service.validate_question,  # before the batch: a bad question fails alone (422)
-                store=conversations,
-                conversation_id=None if conversation_id is None else http_conversation_id(conversation_id),
-                scope=await run_in_threadpool(shared_scope, service),  # reads the ledger
-                answer=lambda resolved, scope: batcher.ask((resolved, scope)),
-            )
-        except InvalidQuestionError as error:
-            return _question_refused(error)
+        answer, resolved = await take_turn(
+            body.question,
+            validate=service.validate_question,  # before the batch: a bad question fails alone (422, its handler)
+            store=conversations,
+            conversation_id=None if conversation_id is None else http_conversation_id(conversation_id),
+            scope=await run_in_threadpool(shared_scope, service),  # reads the ledger
+            answer=lambda resolved, scope: batcher.ask((resolved, scope)),
+        )
         return Response(turn_json_line(answer, resolved), media_type="application/json")
 
     @app.delete(

@@ -22,7 +22,6 @@ import html
 import logging
 from collections.abc import Sequence
 from importlib.util import find_spec
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,7 +36,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.config import PROJECT_ROOT, TelegramSettings
+from bot.config import Settings, TelegramSettings
 from bot.errors import BotSetupError
 from bot.rendering import split_message
 from bot.serve_client import WORKERS_DOWN, ServeClient, WorkersUnavailableError
@@ -175,7 +174,7 @@ def build_application(answering: QAService | ServeClient, token: str, settings: 
         prepare_chat_state(
             application.bot_data,
             answerer,
-            feedback_file=_resolve(settings.feedback_file),
+            feedback_file=Settings.resolve(settings.feedback_file),
             salt=hashlib.sha256(f"qabot-feedback:{token}".encode()).hexdigest(),
         )
         await register_commands(application)
@@ -208,11 +207,6 @@ def build_application(answering: QAService | ServeClient, token: str, settings: 
     application.add_handler(MessageHandler(new_messages & ~filters.TEXT & ~filters.StatusUpdate.ALL, non_text_hint))
     application.add_error_handler(on_error)
     return application
-
-
-def _resolve(path: Path) -> Path:
-    """A settings path as ``Settings.resolve`` reads it (relative = to the project root), without the Settings."""
-    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def check_bot_api(token: str, settings: TelegramSettings) -> str:

@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ANSWERER_KEY = "answerer"
-CONVERSATIONS_KEY = "conversations"  # the local answerer's store (tests look at it)
 FEEDBACK_KEY = "feedback"
 RECENT_KEY = "recent_answers"
 TYPING_DELAY_S = 1.0
@@ -100,8 +99,6 @@ class ChatAnswerer(Protocol):
 
     async def articles(self) -> list[ArticleInfo]: ...
 
-    async def article_url(self, article_id: str) -> str | None: ...
-
     async def aclose(self) -> None: ...
 
 
@@ -135,9 +132,6 @@ class LocalAnswerer:
 
     async def articles(self) -> list[ArticleInfo]:
         return self.service.articles()
-
-    async def article_url(self, article_id: str) -> str | None:
-        return url_of(self.service.articles(), article_id)
 
     async def aclose(self) -> None:
         self._batcher.close()
@@ -195,8 +189,6 @@ def prepare_chat_state(bot_data: dict[str, Any], answerer: ChatAnswerer, feedbac
     losing them on a restart only makes old buttons say "ask again", and the votes themselves are on disk.
     """
     bot_data[ANSWERER_KEY] = answerer
-    if isinstance(answerer, LocalAnswerer):
-        bot_data[CONVERSATIONS_KEY] = answerer.store
     bot_data[FEEDBACK_KEY] = FeedbackLog(feedback_file, salt)
     bot_data[RECENT_KEY] = OrderedDict()
 
@@ -255,7 +247,7 @@ def command_for_us(message: Message, bot_username: str) -> bool:
     return not is_group(message)
 
 
-def small_talkreply_to(text: str) -> str | None:
+def small_talk_reply(text: str) -> str | None:
     """A short answer to a greeting or thanks (not a question about the article), else None."""
     text = text.strip()
     if _GREETING.match(text):
@@ -295,6 +287,14 @@ def _remember_answer(bot_data: dict[str, Any], chat_id: int, answer: Answer) -> 
     return key
 
 
+async def _article_url(answerer: ChatAnswerer, article_id: str) -> str | None:
+    """The link under an answer; best effort (an answer is never held back for its link)."""
+    try:
+        return url_of(await answerer.articles(), article_id)
+    except WorkersUnavailableError:
+        return None
+
+
 async def _send(message: Message, texts: Sequence[str], markup: InlineKeyboardMarkup | None = None) -> None:
     """Reply in HTML; the keyboard goes under the last message."""
     for index, text in enumerate(texts):
@@ -309,7 +309,7 @@ async def _send(message: Message, texts: Sequence[str], markup: InlineKeyboardMa
 async def answer_in_chat(message: Message, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
     """Answer ``text`` as the next turn of this chat's conversation (here or at the workers: ``ChatAnswerer``)."""
     answerer: ChatAnswerer = context.bot_data[ANSWERER_KEY]
-    chitchat = small_talkreply_to(text)  # a greeting is short: it always passes validation, so check it first
+    chitchat = small_talk_reply(text)  # a greeting is short: it always passes validation, so check it first
     if chitchat:
         await reply_to(message, [chitchat])
         return
@@ -329,7 +329,7 @@ async def answer_in_chat(message: Message, context: ContextTypes.DEFAULT_TYPE, t
         await _send(message, render_telegram_html(answer, note=reply.reading, hint=REFUSAL_HELP))
         return
     key = _remember_answer(context.bot_data, message.chat_id, answer)
-    url = await answerer.article_url(answer.source.article_id) if answer.source else None
+    url = await _article_url(answerer, answer.source.article_id) if answer.source else None
     await _send(message, render_telegram_html(answer, note=reply.reading, url=url), _keyboard(key, answer))
 
 

@@ -75,8 +75,7 @@ wait_listening() {  # port pid log: any HTTP answer (the webhook path only takes
     done
 }
 
-start_telegram() {  # after haproxy: the bot forwards to it from its first update on
-    [[ -n ${TELEGRAM_BOT_TOKEN:-} ]] || die "--telegram needs TELEGRAM_BOT_TOKEN in the environment"
+start_telegram() {  # after haproxy: the bot forwards to it from its first update on (start checked the token)
     local config=${QABOT_BOT_CONFIG:-$DIR/telegram.yaml}
     if [[ -z ${QABOT_BOT_CONFIG:-} ]]; then
         {

@@ -21,10 +21,6 @@ from bot.question_rules import clean_question, max_question_tokens, replace_surr
 
 READER = ReaderSettings()
 MAX_CHARS = 1000
-# The reader's tokenizer.json as shipped pads and truncates to 128: this one does neither, as a counter must.
-UNTRUNCATED = Tokenizer.from_file(str(PROJECT_ROOT / "models" / "reader" / "tokenizer.json"))
-UNTRUNCATED.no_padding()
-UNTRUNCATED.no_truncation()
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Any code point, lone surrogates included (undecodable input bytes arrive as those).
@@ -50,6 +46,16 @@ def reader_tokenizers(project_settings) -> tuple[Any, Tokenizer]:
     windows = Tokenizer.from_file(str(PROJECT_ROOT / "models" / "reader" / "tokenizer.json"))
     windows.enable_truncation(READER.max_seq_length, stride=READER.stride, strategy="only_second")
     return reader, windows
+
+
+@pytest.fixture(scope="module")
+def untruncated_tokenizer() -> Tokenizer:
+    """The reader's tokenizer.json parsed on its own; as shipped it pads and truncates to 128, this one does
+    neither, as a counter must (a fixture: parsed only when a test needs it, not when the module is collected)."""
+    tokenizer = Tokenizer.from_file(str(PROJECT_ROOT / "models" / "reader" / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
 
 
 # -- question validation --------------------------------------------------------------------------------
@@ -87,12 +93,14 @@ def test_a_question_is_either_refused_or_fits_the_reader(reader_tokenizers, ques
 @given(question=st.one_of(any_text, wordy_text))
 @example(question="who backs [SEP] it? [CLS][PAD][MASK][UNK]")
 @example(question="a " * 600)
-def test_the_question_counter_counts_like_a_tokenizer_of_its_own(reader_tokenizers, question: str):
+def test_the_question_counter_counts_like_a_tokenizer_of_its_own(
+    reader_tokenizers, untruncated_tokenizer: Tokenizer, question: str
+):
     """The reader's counter shares its tokenizer's parsed model (``twin_tokenizer``) but not its window
     truncation: it counts exactly as a tokenizer parsed on its own from tokenizer.json, without truncation."""
     reader, _ = reader_tokenizers
     question = replace_surrogates(question)
-    assert reader.question_tokens(question) == len(UNTRUNCATED.encode(question, add_special_tokens=False).ids)
+    assert reader.question_tokens(question) == len(untruncated_tokenizer.encode(question, add_special_tokens=False).ids)
 
 
 # -- article parsing ------------------------------------------------------------------------------------

@@ -459,5 +459,7 @@ def test_http_questions_are_answered_from_the_shared_library_only(
     with TestClient(create_app(service, admin_token=None)) as api:
         private_question = api.post("/ask", json={"question": "Which firm carried out the repairs of the bridge?"})
         shared_question = api.post("/ask", json={"question": QUESTION})
+        listed = api.get("/articles").json()["articles"]  # the bot's /help and /sources in front of workers
+    assert [article["article_id"] for article in listed] == ["aleppo-siege-2016"]  # not the chat's own article
     assert "Brandt" not in (private_question.json()["answer"] or "")
     assert shared_question.json()["answer"] == "Turkey, Saudi Arabia, and Qatar"

@@ -120,6 +120,7 @@ async def test_admin_adds_a_url_to_the_shared_library(per_chat: EmulatorClient, 
     await per_chat.send_text(CHAT_B, "Who cut the ribbon to open the tidal bridge?")
     (reply,) = await per_chat.replies(CHAT_B)
     assert "Ines Calloway" in bold_answer(reply)
+    assert f'<a href="{site.url("/news/bridge")}">' in reply["text"]  # the source line links the article
 
 
 async def test_progress_message_is_edited_into_the_result(per_chat: EmulatorClient, site: NewsSite):

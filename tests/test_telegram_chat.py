@@ -22,7 +22,7 @@ import pytest_asyncio
 from bot.config import TelegramSettings, with_overrides
 from bot.telegram_chat import (
     ALREADY_VOTED,
-    CONVERSATIONS_KEY,
+    ANSWERER_KEY,
     GREETING_REPLY,
     NEW_CONVERSATION,
     STALE_BUTTON,
@@ -244,7 +244,7 @@ async def test_telegram_conversations_are_stored_under_a_telegram_key(
             await say(client, 641, "What does SOHR stand for?")
         finally:
             await client.aclose()
-        store = application.bot_data[CONVERSATIONS_KEY]
+        store = application.bot_data[ANSWERER_KEY].store  # the LocalAnswerer's
         assert [turn.question for turn in store.get("telegram:641")] == ["What does SOHR stand for?"]
         assert store.get("641") == []
 

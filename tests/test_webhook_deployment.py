@@ -13,7 +13,6 @@ The workers start once for the module (about 20-40 s of it); the tests share the
 from __future__ import annotations
 
 import asyncio
-import html
 import itertools
 import json
 import os
@@ -39,6 +38,8 @@ from bot.telegram_replies import EMPTY_QUESTION
 from tests.telegram_emulator.harness import Emulator, EmulatorClient, node_available, running_emulator
 from tests.test_pgvector_backend import _config_file, _free_port_base, pg_settings  # noqa: F401 (fixtures)
 from tests.test_pgvector_store import pg_dsn  # noqa: F401 (a fixture)
+from tests.test_telegram_bot import shown_text
+from tests.test_telegram_chat import buttons
 
 TOKEN = "424242:qabot-webhook-deploy-SECRET"
 SCRIPT = PROJECT_ROOT / "scripts" / "deploy-local.sh"
@@ -162,16 +163,6 @@ def _message(user_id: int, text: str) -> dict[str, Any]:
             "text": text}  # fmt: skip
 
 
-def shown(reply: dict[str, Any]) -> str:
-    return html.unescape(re.sub(r"<[^>]+>", "", reply["text"]))
-
-
-def buttons(reply: dict[str, Any]) -> dict[str, str]:
-    markup = reply.get("reply_markup") or {}
-    markup = json.loads(markup) if isinstance(markup, str) else markup
-    return {button["text"]: button["callback_data"] for row in markup.get("inline_keyboard", []) for button in row}
-
-
 def stored_turns(pg_settings: Settings, chat_id: int) -> list[str]:  # noqa: F811
     """The chat's conversation as the workers keep it in PostgreSQL (``http:`` + the bot's key for the chat)."""
     from bot.stores.pgvector_conversations import PostgresConversationStore
@@ -198,18 +189,18 @@ async def test_the_bot_forwards_and_loads_no_model(deployment: Deployment):
 
 async def test_a_question_and_its_follow_up_on_the_other_worker(users: Users, deployment: Deployment):
     (sources,) = await users.say(701, "/sources")  # GET /articles once (cached): the round robin moves on
-    assert "1. Syria's opposition is on the verge" in shown(sources) and "/use" not in shown(sources)
+    assert "1. Syria's opposition is on the verge" in shown_text(sources) and "/use" not in shown_text(sources)
     before = deployment.asks_per_worker()
 
     (first,) = await users.say(701, OPENING["question"])
-    assert OPENING["answers"][0] in shown(first)
+    assert OPENING["answers"][0] in shown_text(first)
     assert "Other answers" in buttons(first) or "👍" in buttons(first)
     after_first = deployment.asks_per_worker()
 
     (second,) = await users.say(701, FOLLOW_UP["question"])
     after_second = deployment.asks_per_worker()
-    assert FOLLOW_UP["answers"][0] in shown(second), shown(second)
-    assert "reading ‘it’ as Ahrar al-Sham" in shown(second)  # resolved from the shared conversation table
+    assert FOLLOW_UP["answers"][0] in shown_text(second), shown_text(second)
+    assert "reading ‘it’ as Ahrar al-Sham" in shown_text(second)  # resolved from the shared conversation table
     first_worker = [b - a for a, b in zip(before, after_first, strict=True)]
     second_worker = [b - a for a, b in zip(after_first, after_second, strict=True)]
     assert sorted([first_worker, second_worker]) == [[0, 1], [1, 0]], (first_worker, second_worker)
@@ -222,7 +213,7 @@ async def test_new_resets_the_conversation_in_the_shared_store(users: Users, pg_
     assert reset["text"] == NEW_CONVERSATION
     assert stored_turns(pg_settings, 702) == []
     (alone,) = await users.say(702, FOLLOW_UP["question"])  # no earlier turn: not read as a follow-up
-    assert "reading" not in shown(alone)
+    assert "reading" not in shown_text(alone)
 
 
 async def test_other_answers_and_votes_work_through_the_workers(users: Users, deployment: Deployment):
@@ -231,7 +222,7 @@ async def test_other_answers_and_votes_work_through_the_workers(users: Users, de
     keys = buttons(answer)
     assert set(keys) == {"Other answers", "👍", "👎"}, keys
     (others,) = await users.press(703, answer, keys["Other answers"])
-    assert "Other possible answers" in shown(others)
+    assert "Other possible answers" in shown_text(others)
     source = {"message_id": answer["message_id"], "date": int(time.time()), "chat": {"id": 703, "type": "private"}}
     vote = {"id": "vote-1", "from": _user(703), "chat_instance": "1", "data": keys["👍"], "message": source}
     await users.post({"callback_query": vote})
@@ -247,10 +238,10 @@ async def test_article_commands_and_bad_questions_get_one_clear_message(users: U
     (refused,) = await users.say(704, "/add https://example.org/story")
     assert refused["text"] == ARTICLES_AT_WORKERS
     (helped,) = await users.say(704, "/help")  # the workers' shared library (GET /articles)
-    assert "I know this article:" in shown(helped) and "Syria's opposition is on the verge" in shown(helped)
+    assert "I know this article:" in shown_text(helped) and "Syria's opposition is on the verge" in shown_text(helped)
     (too_long,) = await users.say(704, "x" * 1500)  # the workers' 422, in the bot's words
-    assert shown(too_long).startswith("Sorry, I can't answer that:") and "1,000" in shown(too_long)
-    assert shown(too_long).endswith("Please ask something shorter.")  # the 422's reason: too_long
+    assert shown_text(too_long).startswith("Sorry, I can't answer that:") and "1,000" in shown_text(too_long)
+    assert shown_text(too_long).endswith("Please ask something shorter.")  # the 422's reason: too_long
     (empty,) = await users.say(704, " \n ")  # reason: empty, worded as the bot words its own refusal
     assert empty["text"] == EMPTY_QUESTION
 
