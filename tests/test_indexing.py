@@ -19,7 +19,6 @@ from bot.indexing import (
     load_index,
     remove_article,
 )
-from bot.pipeline import build_text_embedder
 from tests.conftest import BOILERPLATE_MARKERS, SEED_ARTICLE
 
 
@@ -50,11 +49,6 @@ def test_build_persists_real_faiss_files_and_round_trips(index_settings: Setting
         assert not any(marker in document.content for marker in BOILERPLATE_MARKERS)
     # the vector of a stored chunk finds that chunk first
     assert loaded.store.search(vectors[3].tolist(), top_k=1)[0].id == documents[3].id
-    # the chunks are read from the store once: keyword and scoped dense retrieval share that one list
-    assert [d.id for d in loaded.documents] == [d.id for d in documents]
-    assert {id(d) for d in loaded.keyword.documents} == {id(d) for d in loaded.documents}  # same objects
-    pipeline, _ = loaded.retrieval_pipeline(index_settings, build_text_embedder(index_settings))
-    assert pipeline.get_component("dense_retriever").documents is loaded.documents
 
 
 def test_rebuild_with_same_inputs_is_a_no_op(index_settings: Settings):
