@@ -12,8 +12,11 @@ sigmoid(factor × (span logit − null logit) + bias).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from haystack import Document, ExtractedAnswer, component
@@ -156,8 +159,6 @@ class _OnnxSentenceEncoder:
             return rows, pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
         if self.workers > 1 and len(batches) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(self.workers, thread_name_prefix="qabot-embed") as pool:
                 vectors = self._collect(pool.map(embed, batches), len(texts), bar)
         else:
@@ -167,7 +168,8 @@ class _OnnxSentenceEncoder:
         return vectors
 
     @staticmethod
-    def _collect(results, count: int, bar) -> np.ndarray:
+    def _collect(results: Iterable[tuple[list[int], np.ndarray]], count: int, bar: Any) -> np.ndarray:
+        """The batches' vectors put back in input order (a batch's rows are indices into ``texts``)."""
         vectors = np.zeros((count, 0), dtype=np.float32)
         for rows, normalised in results:
             if not vectors.shape[1]:
