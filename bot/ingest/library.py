@@ -122,5 +122,5 @@ def load_library(settings: Settings) -> Library:
         }
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise IngestError(f"the article ledger {path} is malformed ({type(error).__name__}: {error})") from error
-    _remember(path, stat, private)
-    return Library(path, _copy(private))
+    _remember(path, stat, private)  # keeps a copy of its own: the caller may change this freshly parsed one
+    return Library(path, private)
