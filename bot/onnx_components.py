@@ -217,11 +217,12 @@ class OnnxDocumentEmbedder:
     (default: one per available core) on small length-sorted batches of at most ``max_batch_tokens`` padded
     tokens. ``benchmarks/embedder_throughput.py`` on 768 chunks of the 40 held-out SQuAD articles, measured
     under load on the 2-core machine: 108 chunks per CPU second against 79 for one 2-thread session on
-    batches of 32 (the batch shape is most of it: 114 with 2 threads on these batches); with both cores free,
-    243 chunks/s of wall clock against 159 (and 193 for one 2-thread session on these batches). A small batch's
-    activations stay in the cores' caches, and one intra-op thread per call needs no hand-over between
-    threads at every operator. int8 numerics depend a little on the batch a text is in, so vectors differ
-    slightly from the earlier batching's (corpus EM/F1 within 0.7 point, ``benchmarks/corpus_benchmark.py``).
+    batches of 32 (the batch shape is most of it: 114 with 2 threads on these batches); with both cores (at
+    nice -15 while other work ran; benchmarks/README.md), 243 chunks/s of wall clock against 159 (and 193 for
+    one 2-thread session on these batches). A small batch's activations stay in the cores' caches, and one
+    intra-op thread per call needs no hand-over between threads at every operator. int8 numerics depend a
+    little on the batch a text is in, so vectors differ slightly from the earlier batching's (corpus EM/F1
+    within 0.7 point, ``benchmarks/corpus_benchmark.py``).
     """
 
     def __init__(
