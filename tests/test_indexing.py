@@ -19,6 +19,7 @@ from bot.indexing import (
     load_index,
     remove_article,
 )
+from bot.pipeline import build_text_embedder
 from tests.conftest import BOILERPLATE_MARKERS, SEED_ARTICLE
 
 
@@ -298,3 +299,7 @@ def test_articles_embedded_group_by_group_keep_their_own_chunks_and_vectors(
     # int8 activations are quantized per call, so other batches move a vector a little, never to another text
     similarity = np.sum(np.asarray(loaded.vectors) * np.asarray(expected.vectors), axis=1)
     assert similarity.min() > 0.97
+    # and each row is its own chunk's (both builds could share a mix-up): the chunk's text embedded alone lands on it
+    alone = build_text_embedder(index_settings)
+    for document, vector in zip(loaded.store.filter_documents(), np.asarray(loaded.vectors), strict=True):
+        assert float(np.dot(vector, alone.run(text=document.content)["embedding"])) > 0.97, document.content
