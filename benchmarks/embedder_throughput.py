@@ -29,12 +29,13 @@ from bot.chunking import SentenceChunker, article_document
 from bot.config import load_settings
 from bot.models import embedder_onnx_files
 from bot.onnx_components import OnnxDocumentEmbedder, _OnnxSentenceEncoder, available_cores
+from bot.pipeline import build_document_embedder
 
 SEED = 13
 CORES = available_cores()
 # name: (intra-op threads per call, parallel calls, max texts per batch, max padded tokens per batch)
 VARIANTS: dict[str, tuple[int | None, int, int, int | None]] = {
-    "shipped": (1, CORES, 32, 512),  # OnnxDocumentEmbedder's defaults (checked in main)
+    "shipped": (1, CORES, 32, 512),  # what build_document_embedder builds (checked in main)
     "old": (None, 1, 32, None),  # before: one session on every core, length-sorted batches of 32
     "threads-512": (None, 1, 32, 512),  # one session on every core, the shipped batches
     "1-core-512": (1, 1, 32, 512),  # one single-threaded call at a time: per-core efficiency
@@ -59,10 +60,11 @@ def main() -> None:
     names = args.variants.split(",")
     if unknown := [n for n in names if n not in VARIANTS]:
         parser.error(f"unknown variants: {', '.join(unknown)}")
-    shipped = OnnxDocumentEmbedder(*embedder_onnx_files(load_settings()))
+    settings = load_settings()
+    shipped = build_document_embedder(settings)  # what `qabot index` runs (config's batch size), not the defaults
+    assert isinstance(shipped, OnnxDocumentEmbedder), "embedder.backend must be onnx"
     assert VARIANTS["shipped"] == (1, shipped.workers, shipped.batch_size, shipped.max_batch_tokens)
 
-    settings = load_settings()
     chunker = SentenceChunker(settings.chunking)
     articles = load_articles(args.articles or settings.resolve(settings.articles_dir))
     texts = [c.content or "" for a in articles for c in chunker.run([article_document(a)])["documents"]]

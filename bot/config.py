@@ -148,7 +148,13 @@ class TelegramSettings(_Section):
     def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"{info.field_name} must start with http:// or https://")
-        return value.rstrip("/") if value is not None and info.field_name == "answer_url" else value
+        return value
+
+    @field_validator("answer_url")
+    @classmethod
+    def _without_trailing_slash(cls, value: str | None) -> str | None:
+        """One form, so ``{answer_url}/ask`` never has a double slash (base_url keeps its own: the token follows)."""
+        return value.rstrip("/") if value is not None else value
 
 
 class IngestSettings(_Section):

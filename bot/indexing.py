@@ -85,9 +85,6 @@ class LoadedIndex:
     keyword: KeywordIndex
     manifest: dict[str, Any]
     build_dir: Path
-    # The store's chunks, read once: the keyword index and the scoped dense retriever share this list (both
-    # hand out ``dataclasses.replace`` copies with their own scores), instead of each copying every chunk.
-    documents: list[Document]
 
     @property
     def fingerprint(self) -> str:
@@ -133,7 +130,7 @@ class LoadedIndex:
         retrieval = settings.retrieval
         dense = ScopedDenseRetriever(  # exact for scoped questions: FAISS filters only after its search
             FAISSEmbeddingRetriever(document_store=self.store, top_k=retrieval.dense_top_k),
-            self.documents,
+            self.store.filter_documents(),  # the stored Document objects themselves, not copies
             self.vectors,
         )
         return assemble_retrieval(
@@ -505,10 +502,9 @@ def load_index(settings: Settings) -> LoadedIndex:
             raise ValueError(f"expected {expected} documents and vectors, found {store.count_documents()}")
         if manifest.get("faiss_index") == "hnsw":
             _set_ef_search(store, settings.index.hnsw_ef_search)
-        documents = store.filter_documents()
-        keyword = KeywordIndex.load(build_dir / KEYWORD_DIR, documents)
+        keyword = KeywordIndex.load(build_dir / KEYWORD_DIR, store.filter_documents())
         ArticleInfo(**manifest["articles"][0])
-        loaded = LoadedIndex(store=store, keyword=keyword, manifest=manifest, build_dir=build_dir, documents=documents)
+        loaded = LoadedIndex(store=store, keyword=keyword, manifest=manifest, build_dir=build_dir)
         if len(loaded.vectors) != expected:  # opens the memory map now, while the build's folder exists
             raise ValueError(f"expected {expected} vectors in {VECTORS_FILE}, found {len(loaded.vectors)}")
     except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as error:

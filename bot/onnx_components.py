@@ -12,8 +12,11 @@ sigmoid(factor × (span logit − null logit) + bias).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from haystack import Document, ExtractedAnswer, component
@@ -41,8 +44,9 @@ def twin_tokenizer(tokenizer: Tokenizer) -> Tokenizer:
 
     Those settings belong to a Tokenizer object, and the reader needs two set-ups (one cutting windows, one
     counting a whole question). The vocabulary, normalizer and pre-tokenizer objects are shared, not copied and
-    not parsed again from ``tokenizer.json`` (~9 MB and ~75 ms for our reader's, measured under load); the added
-    tokens ([CLS], [SEP], …) are registered again, so text containing them is split the same way.
+    not parsed again from ``tokenizer.json`` (our reader's: 0.7 MB, 12 ms a parse on the 2-core machine, idle:
+    ``python -m timeit -s 'from tokenizers import Tokenizer' "Tokenizer.from_file('models/reader/tokenizer.json')"``);
+    the added tokens ([CLS], [SEP], …) are registered again, so text containing them is split the same way.
     """
     twin = Tokenizer(tokenizer.model)
     for part in ("normalizer", "pre_tokenizer", "post_processor", "decoder"):
@@ -156,8 +160,6 @@ class _OnnxSentenceEncoder:
             return rows, pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
         if self.workers > 1 and len(batches) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(self.workers, thread_name_prefix="qabot-embed") as pool:
                 vectors = self._collect(pool.map(embed, batches), len(texts), bar)
         else:
@@ -167,7 +169,8 @@ class _OnnxSentenceEncoder:
         return vectors
 
     @staticmethod
-    def _collect(results, count: int, bar) -> np.ndarray:
+    def _collect(results: Iterable[tuple[list[int], np.ndarray]], count: int, bar: Any) -> np.ndarray:
+        """The batches' vectors put back in input order (a batch's rows are indices into ``texts``)."""
         vectors = np.zeros((count, 0), dtype=np.float32)
         for rows, normalised in results:
             if not vectors.shape[1]:
@@ -215,11 +218,12 @@ class OnnxDocumentEmbedder:
     (default: one per available core) on small length-sorted batches of at most ``max_batch_tokens`` padded
     tokens. ``benchmarks/embedder_throughput.py`` on 768 chunks of the 40 held-out SQuAD articles, measured
     under load on the 2-core machine: 108 chunks per CPU second against 79 for one 2-thread session on
-    batches of 32 (the batch shape is most of it: 114 with 2 threads on these batches); with both cores free,
-    243 chunks/s of wall clock against 159 (and 193 for one 2-thread session on these batches). A small batch's
-    activations stay in the cores' caches, and one intra-op thread per call needs no hand-over between
-    threads at every operator. int8 numerics depend a little on the batch a text is in, so vectors differ
-    slightly from the earlier batching's (corpus EM/F1 within 0.7 point, ``benchmarks/corpus_benchmark.py``).
+    batches of 32 (the batch shape is most of it: 114 with 2 threads on these batches); with both cores (at
+    nice -15 while other work ran; benchmarks/README.md), 243 chunks/s of wall clock against 159 (and 193 for
+    one 2-thread session on these batches). A small batch's activations stay in the cores' caches, and one
+    intra-op thread per call needs no hand-over between threads at every operator. int8 numerics depend a
+    little on the batch a text is in, so vectors differ slightly from the earlier batching's (corpus EM/F1
+    within 0.7 point, ``benchmarks/corpus_benchmark.py``).
     """
 
     def __init__(

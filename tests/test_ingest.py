@@ -400,8 +400,11 @@ def test_ledger_is_parsed_once_until_it_changes(ingest_settings: Settings, monke
     replacement = ledger.with_name("other-process")
     replacement.write_text(json.dumps({"format": 1, "private": {"theirs": {"owners": ["chat:9"], "chars": 1}}}))
     replacement.replace(ledger)
-    assert load_library(ingest_settings).owned_by("chat:9") == ["theirs"]
-    assert load_library(ingest_settings).owned_by("chat:9") == ["theirs"]
+    parsed = load_library(ingest_settings)  # read and parsed again: another process wrote it
+    assert parsed.owned_by("chat:9") == ["theirs"]
+    parsed.private["theirs"].owners.append(chat_owner(4))  # a caller changes the Library it got ...
+    again = load_library(ingest_settings)
+    assert again.owned_by("chat:9") == ["theirs"] and again.private["theirs"].owners == ["chat:9"]  # ... not this
     assert parses == [1]
 
 

@@ -85,12 +85,15 @@ class Library:
 _PARSED: dict[Path, tuple[tuple[int, int, int], dict[str, PrivateArticle]]] = {}
 
 
-def _key(stat: os.stat_result) -> tuple[int, int, int]:
+def file_version(stat: os.stat_result) -> tuple[int, int, int]:
+    """What tells one version of a file from the next: (inode, mtime_ns, size). An ``os.replace`` gives a new
+    inode, an edit in place a new mtime or size. The one rule behind both parse caches (this ledger's and the
+    duplicate check's in ``bot.ingest.service``)."""
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 def _remember(path: Path, stat: os.stat_result, private: dict[str, PrivateArticle]) -> None:
-    _PARSED[path] = (_key(stat), _copy(private))
+    _PARSED[path] = (file_version(stat), _copy(private))
 
 
 def _copy(private: dict[str, PrivateArticle]) -> dict[str, PrivateArticle]:
@@ -105,7 +108,7 @@ def load_library(settings: Settings) -> Library:
         with path.open("rb") as handle:  # stat and read the same file, even while another save replaces it
             stat = os.fstat(handle.fileno())
             known = _PARSED.get(path)
-            if known is not None and known[0] == _key(stat):
+            if known is not None and known[0] == file_version(stat):
                 return Library(path, _copy(known[1]))
             raw = json.loads(handle.read().decode("utf-8"))
     except FileNotFoundError:
@@ -119,5 +122,5 @@ def load_library(settings: Settings) -> Library:
         }
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise IngestError(f"the article ledger {path} is malformed ({type(error).__name__}: {error})") from error
-    _remember(path, stat, private)
-    return Library(path, _copy(private))
+    _remember(path, stat, private)  # keeps a copy of its own: the caller may change this freshly parsed one
+    return Library(path, private)

@@ -41,7 +41,7 @@ from bot.ingest.extract import (
     word_count,
 )
 from bot.ingest.fetch import HTML_TYPES, FetchedDocument, fetch_url
-from bot.ingest.library import Library, PrivateArticle, load_library
+from bot.ingest.library import Library, PrivateArticle, file_version, load_library
 
 Fetcher = Callable[[str, IngestSettings], FetchedDocument]
 FILE_TYPES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
@@ -283,7 +283,7 @@ def _summary(path: Path) -> tuple[tuple[int, int, int], str | None, str, Article
         stat = path.stat()
     except OSError:
         return None
-    key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    key = file_version(stat)
     known = _SEEN.get(path)
     if known is not None and known[0] == key:
         return known
