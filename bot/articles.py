@@ -49,7 +49,7 @@ def url_of(articles: Iterable[ArticleInfo], article_id: str) -> str | None:
     """The link of article ``article_id`` in ``articles``; None when it is not there or has no url.
 
     The one look-up behind the link under an answer, whether the articles come from this process's index or
-    from the workers' ``GET /articles`` (bot.telegram_chat, bot.serve_client).
+    from the workers' ``GET /articles`` (``bot.telegram_chat`` asks its answerer for the list, either way).
     """
     return next((article.url for article in articles if article.article_id == article_id), None)
 
