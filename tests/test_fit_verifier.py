@@ -1,8 +1,14 @@
 """training/fit_verifier.py: the served-metrics report and the fixed threshold rule, on rows known by hand."""
 
-import numpy as np
+import json
+from pathlib import Path
 
-from training.fit_verifier import choose_threshold, report
+import numpy as np
+import typer
+from typer.testing import CliRunner
+
+from bot.verifier import AnswerVerifier
+from training.fit_verifier import choose_threshold, main, report, verifier_scores
 
 
 def _rows() -> list[dict]:
@@ -24,3 +30,54 @@ def test_threshold_rule_spends_at_most_the_f1_budget():
     reader = np.full(8, 0.9)  # the reader alone answers everything: F1 100 on the answerable half
     assert choose_threshold(_rows(), verifier, reader, max_f1_drop=0.0) == 0.05
     assert choose_threshold(_rows(), verifier, reader, max_f1_drop=25.0) == 0.3
+
+
+def _served_row(half: str, answerable: bool, reader_score: float, question_word: str) -> dict:
+    """A rows.jsonl row as ``ask`` writes it: the reader's best span and what the verifier reads of it."""
+    passage = "The castle was built by King Arthur in 1120. It burned down in 1402."
+    inputs = {
+        "question": f"Who {question_word} the castle?",
+        "answer": "King Arthur",
+        "reader_score": reader_score,
+        "sentence": "The castle was built by King Arthur in 1120.",
+        "passage": passage,
+        "other_scores": [0.1],
+    }
+    return {
+        "question": inputs["question"],
+        "golds": ["King Arthur"] if answerable else [],
+        "kind": "answerable" if answerable else "perturbed",
+        "half": half,
+        "text": "King Arthur",
+        "reader_score": reader_score,
+        "f1": 1.0 if answerable else 0.0,
+        "inputs": inputs,
+        "candidates": [],
+    }
+
+
+def test_baseline_is_reported_on_the_same_rows(tmp_path):
+    """``--baseline`` scores an existing verifier (the shipped one) on the refit's rows, at its own threshold and
+    the new one, so a refit can be told apart from a mere move along the same trade-off."""
+    rows = []
+    for half in ("fit", "report"):
+        for i in range(6):
+            rows.append(_served_row(half, True, 0.55 + 0.07 * i, "built"))
+            rows.append(_served_row(half, False, 0.35 + 0.07 * i, "destroyed"))
+        rows.append({**_served_row(half, False, 0.0, "owns"), "inputs": None, "text": None})
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    shipped = Path("models/reader/verifier.json")
+    out = tmp_path / "verifier.json"
+    app = typer.Typer()
+    app.command()(main)
+    result = CliRunner().invoke(
+        app, ["--out", str(out), "--work", str(tmp_path), "--reuse-rows", "--baseline", str(shipped)]
+    )
+    assert result.exit_code == 0, result.output
+    fitted = json.loads(out.read_text(encoding="utf-8"))
+    baseline = AnswerVerifier.from_file(shipped)
+    report_rows = [r for r in rows if r["half"] == "report"]
+    expected = report(report_rows, verifier_scores(report_rows, baseline), baseline.threshold)
+    assert fitted["metrics"]["report"][f"baseline {shipped} at {baseline.threshold}"] == expected
+    assert f"baseline {shipped} at {fitted['threshold']}" in fitted["metrics"]["fit"]
+    assert verifier_scores(report_rows, baseline)[-1] == 0.0  # no span: nothing to be confident about

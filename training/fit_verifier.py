@@ -14,7 +14,8 @@ retrieved corpus and meets on-topic questions its articles do not answer (issue 
 
     python -m training.fit_verifier --out models/reader/verifier.json --work /work/artifacts/trust/verifier
 
-The per-question rows are cached in WORK/rows.jsonl (``--reuse-rows`` refits without asking again).
+The per-question rows are cached in WORK/rows.jsonl (``--reuse-rows`` refits without asking again);
+``--baseline models/reader/verifier.json`` also reports the shipped verifier on the same rows.
 """
 
 from __future__ import annotations
@@ -179,6 +180,12 @@ def choose_threshold(rows: list[dict], verifier: np.ndarray, reader: np.ndarray,
     return best
 
 
+def verifier_scores(rows: list[dict], verifier: AnswerVerifier) -> np.ndarray:
+    """The served confidence of each row's answer under ``verifier``; 0 where the reader found no span."""
+    x = np.array([span_features(**r["inputs"]) if r["inputs"] else np.zeros(len(FEATURES)) for r in rows])
+    return np.where([r["inputs"] is None for r in rows], 0.0, verifier.probabilities(x))
+
+
 def main(
     out: Annotated[Path, typer.Option(help="Write the verifier JSON here (models/reader/verifier.json).")],
     work: Annotated[Path, typer.Option(help="Corpus, index and per-question rows (outside the repo).")],
@@ -189,9 +196,17 @@ def main(
     l2: float = 1.0,
     max_f1_drop: Annotated[float, typer.Option(help="Threshold rule: answerable F1 lost vs the reader alone.")] = 1.0,
     reuse_rows: Annotated[bool, typer.Option(help="Refit on WORK/rows.jsonl without asking again.")] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also report this verifier JSON (e.g. the shipped one) on the same rows, at its own "
+            "threshold and at the new one: is the refit better, or only another point on the same trade-off?"
+        ),
+    ] = None,
 ) -> None:
     """Fit on the ``fit`` half, report both halves, write the verifier JSON."""
     started = time.time()
+    baseline_verifier = AnswerVerifier.from_file(baseline) if baseline is not None else None
     rows_file = work / "rows.jsonl"
     if reuse_rows:
         rows = [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines()]
@@ -224,22 +239,25 @@ def main(
     fitted_verifier = AnswerVerifier(weights=weights, bias=bias, threshold=READER_THRESHOLD)  # threshold unused
 
     def scored(half: str) -> tuple[list[dict], np.ndarray, np.ndarray]:
-        chosen, x, _ = arrays(half)
-        verifier = np.where([r["inputs"] is None for r in chosen], 0.0, fitted_verifier.probabilities(x))
-        return chosen, verifier, np.array([r["reader_score"] for r in chosen])
+        chosen = [r for r in rows if r["half"] == half]
+        return chosen, verifier_scores(chosen, fitted_verifier), np.array([r["reader_score"] for r in chosen])
 
     threshold = choose_threshold(*scored("fit"), max_f1_drop)
     results = {}
     for half in ("fit", "report"):
-        chosen, verifier_scores, reader_scores = scored(half)
+        chosen, served, reader_scores = scored(half)
         reranked_rows, reranked_scores = _reranked(chosen, fitted_verifier)
         results[half] = {
-            f"verifier at {threshold}": report(chosen, verifier_scores, threshold),
+            f"verifier at {threshold}": report(chosen, served, threshold),
             f"reader alone at {READER_THRESHOLD}": report(chosen, reader_scores, READER_THRESHOLD),
             f"verifier choosing the span, at {threshold} (not served)": report(
                 reranked_rows, reranked_scores, threshold
             ),
         }
+        if baseline_verifier is not None:
+            old = verifier_scores(chosen, baseline_verifier)
+            for at in sorted({baseline_verifier.threshold, threshold}):
+                results[half][f"baseline {baseline} at {at}"] = report(chosen, old, at)
     fitted = {
         "features": list(FEATURES),
         "weights": [round(float(w), 5) for w in weights],
