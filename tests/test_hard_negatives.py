@@ -5,9 +5,12 @@ from __future__ import annotations
 import collections
 import random
 
+from training.evaluate_reader import Prediction, score
 from training.hard_negatives import (
     DEFAULT_MIX,
     answer_removed,
+    antonym,
+    antonym_question,
     build_hard_negatives,
     contains_any,
     perturbed,
@@ -88,6 +91,52 @@ def test_mix_is_seeded_and_in_documented_shares():
     assert first != build_hard_negatives(_examples(), 8, seed=4)
     assert 6 <= len(first) <= 8 and all(n.is_negative for n in first)  # 6 questions: a generator may run short
     kinds = collections.Counter(n.qid.split("__")[1] for n in first)
-    assert set(kinds) <= {"same", "cut", "swap", "neg"}
+    assert set(kinds) <= {"same", "cut", "swap", "antonym", "neg"}
     assert kinds["same"] == round(8 * DEFAULT_MIX["same_article"])
     assert abs(sum(DEFAULT_MIX.values()) - 1) < 1e-9
+
+
+def _asked(question: str, context: str, answer: str) -> QAExample:
+    return QAExample("a0", "Test", question, context, (answer,), context.index(answer))
+
+
+def test_antonym_swaps_a_word_for_an_opposite_the_paragraph_lacks():
+    paragraph = "Rouen is the largest city of Normandy. The northern coast has many ports."
+    swapped = antonym_question(_asked("What is the largest city of Normandy?", paragraph, "Rouen"))
+    assert swapped == ("What is the smallest city of Normandy?", "largest", "smallest")
+    swapped = antonym_question(_asked("What does the northern coast have?", paragraph, "many ports"))
+    assert swapped == ("What does the southern coast have?", "northern", "southern")
+    made = antonym([_asked("What is the largest city of Normandy?", paragraph, "Rouen")], 5, random.Random(0))
+    assert [(n.question, n.context, n.answers, n.qid) for n in made] == [
+        ("What is the smallest city of Normandy?", paragraph, (), "a0__antonym")
+    ]
+
+
+def test_antonym_only_where_the_paragraph_cannot_answer_the_new_question():
+    both = "Rouen is the largest city of Normandy and Lisieux the smallest."
+    assert antonym_question(_asked("What is the largest city of Normandy?", both, "Rouen")) is None
+    alternative = "Rouen is the largest city of Normandy."
+    assert antonym_question(_asked("Is Rouen the largest or second city?", alternative, "largest")) is None
+    names = "In 911 Rollo swore fealty to King Charles III of West Francia."
+    assert antonym_question(_asked("Who ruled West Francia in 911?", names, "King Charles III")) is None
+    in_answer = "The first king was Rollo, who came first."
+    assert antonym_question(_asked("Who came first?", in_answer, "first king")) is None
+
+
+def test_antonym_swaps_most_only_after_the():
+    paragraph = "Cider is the most popular drink in Normandy. Most farms grow apples."
+    swapped = antonym_question(_asked("What is the most popular drink in Normandy?", paragraph, "Cider"))
+    assert swapped == ("What is the least popular drink in Normandy?", "most", "least")
+    assert antonym_question(_asked("What do most farms grow?", paragraph, "apples")) is None
+
+
+def test_evaluation_reports_no_answer_recall_per_kind():
+    """``evaluate_reader --hard-negatives`` says which kinds of unanswerable question the reader still answers."""
+    positive = _examples()[0]
+    negatives = [
+        QAExample(f"q{i}__{kind}", "T", "?", "c", (), None) for i, kind in enumerate(["cut", "cut", "antonym", "neg"])
+    ]
+    margins = [2.0, -1.0, 3.0, 0.5, -4.0]  # the positive answered; the second cut and the antonym answered
+    predictions = [Prediction("911", margin, 0.0) for margin in margins]
+    by_kind = score([positive], negatives, predictions)["no_answer_recall_by_kind"]
+    assert by_kind == {"antonym": "0.0 % of 1", "cut": "50.0 % of 2", "neg": "100.0 % of 1"}

@@ -138,6 +138,9 @@ def score(
     true_abstain = sum(abstains(p) for p in neg_preds)
     false_abstain = sum(abstains(p) for p in pos_preds)
     predicted = true_abstain + false_abstain
+    by_kind: dict[str, list[bool]] = {}
+    for example, prediction in zip(negatives, neg_preds, strict=True):  # qid "<source>__<kind>"
+        by_kind.setdefault(example.qid.rpartition("__")[2], []).append(abstains(prediction))
     return {
         "questions": len(positives),
         "negatives": len(negatives),
@@ -146,6 +149,10 @@ def score(
         "no_answer_precision": round(100 * true_abstain / predicted, 2) if predicted else 0.0,
         "no_answer_recall": round(100 * true_abstain / len(negatives), 2) if negatives else 0.0,
         "abstained_on_answerable_pct": round(100 * false_abstain / len(positives), 2),
+        "no_answer_recall_by_kind": {
+            kind: f"{round(100 * sum(refused) / len(refused), 1)} % of {len(refused)}"
+            for kind, refused in sorted(by_kind.items())
+        },
     }
 
 

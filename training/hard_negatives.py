@@ -10,6 +10,13 @@ paragraph that lacks the answer and answered such questions confidently. Four ge
 * ``perturbed`` — a year, number or capitalised name of the question swapped for another one of the same kind
   from the same article, which the paragraph does not contain, while the original does occur in it (the
   paragraph now talks about something else: "When did X happen in 1850?" over a paragraph about 1848);
+* ``antonym`` — a word of the question swapped for its opposite ("largest" → "smallest", "northern" →
+  "southern", "first" → "last"), which the paragraph does not contain while the original does (SQuAD 2.0's
+  most common kind of unanswerable question). Only pairs where the paragraph's silence on the new word means
+  it does not answer: no comparatives or win/lose ("Who lost?" is answered by "X defeated Y"), no alternative
+  questions ("more or less?"), no capitalised names ("West Virginia"). Negation is not generated: "Who did
+  not sign?" is often answered by the same paragraph (the one country that stayed out), so it is not "natural"
+  in the issue's sense;
 * ``other_article`` — the easy negatives of ``training.squad_data.make_negatives``, kept so that off-topic
   questions stay refused.
 
@@ -29,7 +36,34 @@ from bot.chunking import sentence_spans
 from training.squad_data import QAExample, make_negatives
 
 # Shares of the hard-negative mix (documented in training/README.md).
-DEFAULT_MIX: dict[str, float] = {"same_article": 0.3, "answer_removed": 0.3, "perturbed": 0.25, "other_article": 0.15}
+DEFAULT_MIX: dict[str, float] = {
+    "same_article": 0.3,
+    "answer_removed": 0.3,
+    "perturbed": 0.15,
+    "antonym": 0.1,
+    "other_article": 0.15,
+}
+
+# Opposites whose absence from a paragraph that holds the original means the paragraph does not answer.
+_ANTONYM_PAIRS = (
+    ("largest", "smallest"), ("biggest", "smallest"), ("highest", "lowest"), ("longest", "shortest"),
+    ("oldest", "newest"), ("earliest", "latest"), ("first", "last"), ("maximum", "minimum"),
+    ("north", "south"), ("east", "west"), ("northern", "southern"), ("eastern", "western"),
+    ("northernmost", "southernmost"), ("easternmost", "westernmost"), ("upper", "lower"), ("inner", "outer"),
+    ("internal", "external"), ("major", "minor"), ("public", "private"), ("male", "female"), ("best", "worst"),
+    ("strongest", "weakest"), ("richest", "poorest"), ("fastest", "slowest"), ("heaviest", "lightest"),
+    ("deepest", "shallowest"), ("widest", "narrowest"), ("warmest", "coldest"), ("wettest", "driest"),
+    ("increase", "decrease"), ("increased", "decreased"), ("imports", "exports"), ("imported", "exported"),
+    ("domestic", "foreign"), ("ancient", "modern"), ("positive", "negative"),
+)  # fmt: skip
+ANTONYMS: dict[str, str] = {}
+for _one, _other in _ANTONYM_PAIRS:
+    ANTONYMS.setdefault(_one, _other)
+    ANTONYMS.setdefault(_other, _one)
+# "most"/"least" are swapped only after "the" ("the most important"): "most people" has no "least people".
+_THE_MOST = re.compile(r"\bthe (most|least)\b", re.IGNORECASE)
+_MOST_LEAST = {"most": "least", "least": "most"}
+_WORDS = re.compile(r"[A-Za-z]+")
 
 _YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
@@ -194,6 +228,48 @@ def perturbed(examples: list[QAExample], count: int, rng: random.Random) -> list
     return made
 
 
+def antonym_question(example: QAExample) -> tuple[str, str, str] | None:
+    """(new question, old word, new word): a word of the question swapped for its opposite (``ANTONYMS``) that
+    the paragraph lacks while it holds the original; None when no such word exists."""
+    if re.search(r"\bor\b", example.question, re.IGNORECASE):
+        return None  # "Is it more or less ...?": the opposite is answered just as well
+    in_paragraph = {word.casefold() for word in _WORDS.findall(example.context)}
+    in_answers = {word.casefold() for answer in example.answers for word in _WORDS.findall(answer)}
+    for position, match in enumerate(_WORDS.finditer(example.question)):
+        word = match.group()
+        if position and word[0].isupper():
+            continue  # part of a name: "West Virginia", "Major League"
+        old = word.casefold()
+        new = ANTONYMS.get(old)
+        if new is None or old not in in_paragraph or new in in_paragraph or old in in_answers:
+            continue
+        new_word = new.capitalize() if word[0].isupper() else new
+        question = example.question[: match.start()] + new_word + example.question[match.end() :]
+        return question, word, new_word
+    match = _THE_MOST.search(example.question)
+    if match:
+        old = match.group(1)
+        new_word = _MOST_LEAST[old.casefold()]
+        if old.casefold() in in_paragraph and new_word not in in_paragraph:
+            return example.question[: match.start(1)] + new_word + example.question[match.end(1) :], old, new_word
+    return None
+
+
+def antonym(examples: list[QAExample], count: int, rng: random.Random) -> list[QAExample]:
+    made = []
+    for source in rng.sample(examples, len(examples)):
+        if len(made) >= count:
+            break
+        swap = antonym_question(source)
+        if swap is not None:
+            made.append(
+                QAExample(
+                    f"{source.qid}__antonym", source.title, swap[0], source.context, answers=(), answer_start=None
+                )
+            )
+    return made
+
+
 def other_article(examples: list[QAExample], count: int, rng: random.Random) -> list[QAExample]:
     return make_negatives(examples, count, seed=rng.randrange(2**31))
 
@@ -202,6 +278,7 @@ GENERATORS: dict[str, Callable[[list[QAExample], int, random.Random], list[QAExa
     "same_article": same_article,
     "answer_removed": answer_removed,
     "perturbed": perturbed,
+    "antonym": antonym,
     "other_article": other_article,
 }
 
