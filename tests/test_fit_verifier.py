@@ -4,11 +4,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import typer
 from typer.testing import CliRunner
 
 from bot.verifier import AnswerVerifier
-from training.fit_verifier import choose_threshold, main, report, verifier_scores
+from training.fit_verifier import build_mix, choose_threshold, main, report, verifier_scores
+from training.squad_data import DEFAULT_SQUAD_PATH
 
 
 def _rows() -> list[dict]:
@@ -81,3 +83,18 @@ def test_baseline_is_reported_on_the_same_rows(tmp_path):
     assert fitted["metrics"]["report"][f"baseline {shipped} at {baseline.threshold}"] == expected
     assert f"baseline {shipped} at {fitted['threshold']}" in fitted["metrics"]["fit"]
     assert verifier_scores(report_rows, baseline)[-1] == 0.0  # no span: nothing to be confident about
+
+
+@pytest.mark.skipif(not DEFAULT_SQUAD_PATH.exists(), reason=f"SQuAD data not at {DEFAULT_SQUAD_PATH}")
+def test_antonym_questions_are_added_without_changing_the_other_draws():
+    """``--antonyms-per-half`` adds antonym-swapped questions and leaves the shipped fit's questions as they were
+    (so the shipped verifier can be scored on a mix that also holds them, ``--baseline``)."""
+    corpus, plain = build_mix(DEFAULT_SQUAD_PATH, 13, 40, 40)
+    same_corpus, with_antonyms = build_mix(DEFAULT_SQUAD_PATH, 13, 40, 40, antonyms_per_half=10)
+    assert same_corpus == corpus
+    added = [q for q in with_antonyms if q["kind"] == "antonym"]
+    assert [q for q in with_antonyms if q["kind"] != "antonym"] == plain
+    assert len(added) == 20 and {q["half"] for q in added} == {"fit", "report"}
+    assert not any(q["golds"] for q in added)
+    asked = {q["question"] for q in plain}
+    assert not asked & {q["question"] for q in added}  # each is a changed question, not one already asked

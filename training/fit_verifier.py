@@ -36,7 +36,7 @@ from bot.config import load_settings, with_overrides
 from bot.evaluation import auroc, expected_calibration_error
 from bot.squad_metrics import best_over_golds, token_f1
 from bot.verifier import FEATURES, AnswerVerifier, fit_logistic, span_features
-from training.hard_negatives import contains_any, perturb_question, remove_answer_sentences
+from training.hard_negatives import antonym_question, contains_any, perturb_question, remove_answer_sentences
 from training.squad_data import DEFAULT_SQUAD_PATH, QAExample, load_articles, split_by_article
 
 OFF_CORPUS_PER_HALF = 3  # held-out articles per half whose questions are asked of a corpus without them
@@ -44,13 +44,19 @@ CUT_SHARE = 0.3  # share of paragraphs that lose one question's answer sentence(
 READER_THRESHOLD = 0.5  # the no-answer threshold of the reader's own calibrated score (no verifier)
 
 
-def build_mix(squad: Path, seed: int, answerable_per_half: int, hard_per_half: int) -> tuple[dict, list[dict]]:
-    """({article file name: text}, questions as dicts with question, golds, kind, half)."""
+def build_mix(
+    squad: Path, seed: int, answerable_per_half: int, hard_per_half: int, antonyms_per_half: int = 0
+) -> tuple[dict, list[dict]]:
+    """({article file name: text}, questions as dicts with question, golds, kind, half).
+
+    ``antonyms_per_half`` antonym-swapped questions (``training.hard_negatives.antonym_question``) are drawn
+    after everything else, with their own random generator, so that adding them leaves the other draws as
+    they were (the shipped verifier was fitted without them)."""
     split = split_by_article(load_articles(squad))
     by_title: dict[str, list[QAExample]] = defaultdict(list)
     for example in split.validation:
         by_title[example.title].append(example)
-    rng = random.Random(seed)
+    rng, antonym_rng = random.Random(seed), random.Random(seed + 1)
     titles = sorted(by_title)
     rng.shuffle(titles)
     halves = {"fit": titles[: len(titles) // 2], "report": titles[len(titles) // 2 :]}
@@ -58,7 +64,7 @@ def build_mix(squad: Path, seed: int, answerable_per_half: int, hard_per_half: i
     questions: list[dict] = []
     for half, half_titles in halves.items():
         off_corpus, in_corpus = half_titles[:OFF_CORPUS_PER_HALF], half_titles[OFF_CORPUS_PER_HALF:]
-        answerable, cut, swapped, outside = [], [], [], []
+        answerable, cut, swapped, outside, opposite = [], [], [], [], []
         for title in in_corpus:
             text, article_cut, kept = _cut_article(by_title[title], rng)
             corpus[re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") + ".txt"] = f"---\ntitle: {title}\n---\n{text}"
@@ -70,12 +76,16 @@ def build_mix(squad: Path, seed: int, answerable_per_half: int, hard_per_half: i
                 swap = perturb_question(example, text, rng)
                 if swap is not None:
                     swapped.append({"question": swap[0], "golds": [], "kind": "perturbed"})
+                turned = antonym_question(example)
+                if turned is not None and turned[2].casefold() not in text.casefold():
+                    opposite.append({"question": turned[0], "golds": [], "kind": "antonym"})
         for title in off_corpus:
             outside += [{"question": ex.question, "golds": [], "kind": "off_corpus"} for ex in by_title[title]]
         share = hard_per_half // 3
         picked = rng.sample(answerable, min(answerable_per_half, len(answerable)))
         picked += rng.sample(cut, min(share, len(cut))) + rng.sample(swapped, min(share, len(swapped)))
         picked += rng.sample(outside, min(hard_per_half - 2 * share, len(outside)))
+        picked += antonym_rng.sample(opposite, min(antonyms_per_half, len(opposite)))
         questions += [{**q, "half": half} for q in picked]
     return corpus, questions
 
@@ -193,6 +203,9 @@ def main(
     seed: int = 13,
     answerable_per_half: int = 400,
     hard_per_half: int = 400,
+    antonyms_per_half: Annotated[
+        int, typer.Option(help="Also ask this many antonym-swapped questions per half (0 for the shipped fit).")
+    ] = 0,
     l2: float = 1.0,
     max_f1_drop: Annotated[float, typer.Option(help="Threshold rule: answerable F1 lost vs the reader alone.")] = 1.0,
     reuse_rows: Annotated[bool, typer.Option(help="Refit on WORK/rows.jsonl without asking again.")] = False,
@@ -211,7 +224,7 @@ def main(
     if reuse_rows:
         rows = [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines()]
     else:
-        corpus, questions = build_mix(squad, seed, answerable_per_half, hard_per_half)
+        corpus, questions = build_mix(squad, seed, answerable_per_half, hard_per_half, antonyms_per_half)
         articles_dir, index_dir = work / "articles", work / "index"
         articles_dir.mkdir(parents=True, exist_ok=True)
         for stale in articles_dir.glob("*.txt"):
@@ -266,7 +279,8 @@ def main(
         "fitted_on": (
             "training/fit_verifier.py: QAService over a corpus of the SQuAD v1.1 held-out articles "
             f"(split_by_article seed 13), half 'fit' ({len(fit_rows)} questions: answerable, answer sentence cut, "
-            f"perturbed, off-corpus), seed {seed}, l2 {l2}; threshold: the highest (step 0.025) keeping the fit "
+            f"perturbed, off-corpus{', antonym-swapped' if antonyms_per_half else ''}), seed {seed}, l2 {l2}; "
+            "threshold: the highest (step 0.025) keeping the fit "
             f"half's answerable F1 within {max_f1_drop} points of the reader alone at {READER_THRESHOLD}"
         ),
         "metrics": results,
