@@ -67,7 +67,10 @@ def conversation_key(token: str, chat_id: int) -> str:
 
 
 class ServeClient:
-    """``qabot serve``'s HTTP API as the bot needs it; one ``httpx.AsyncClient`` (connection pool) for all chats."""
+    """``qabot serve``'s HTTP API as the bot needs it; one ``httpx.AsyncClient`` (connection pool) for all chats.
+
+    ``base_url`` comes without a trailing slash, as ``telegram.answer_url`` is stored (its validator strips it).
+    """
 
     def __init__(
         self,
@@ -77,7 +80,7 @@ class ServeClient:
         conversation_secret: str = "",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url
         self.retries = retries
         self._conversation_secret = conversation_secret
         self._http = httpx.AsyncClient(
