@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from stats import percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 13
 
@@ -199,8 +201,6 @@ def phase_synthetic_build(workdir: Path, chunks: int, faiss_index: str, squad: P
 
 def phase_synthetic_serve(workdir: Path, chunks: int, faiss_index: str, questions: list[dict], limit: int) -> dict:
     """Answer latency and memory of a QAService over the synthetic build, loaded as the bot loads it."""
-    import numpy as np
-
     from bot.answering import QAService
 
     settings = _settings(workdir, chunks, faiss_index)
@@ -213,8 +213,8 @@ def phase_synthetic_serve(workdir: Path, chunks: int, faiss_index: str, question
         started = time.perf_counter()
         service.answer(q["question"])
         latencies.append(1000 * (time.perf_counter() - started))
-    return {"load_s": load_s, "p50_ms": float(np.percentile(latencies, 50)),
-            "p95_ms": float(np.percentile(latencies, 95)), "serve_peak_rss_mb": _peak_rss_mb()}  # fmt: skip
+    return {"load_s": load_s, "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
+            "serve_peak_rss_mb": _peak_rss_mb()}  # fmt: skip
 
 
 # -- orchestration ----------------------------------------------------------------------------------------

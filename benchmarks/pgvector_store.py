@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from stats import percentile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is not installed: the checkout's own
 
@@ -101,13 +101,12 @@ def measure_pgvector(settings: Settings, dsn: str, articles: list[Article], ques
             if question.golds:
                 answerable += 1
                 hits += gold_retrieved(passages, question.golds)
-        latencies.sort()
         return {
             "chunks": chunks,
             "embed chunks/s": chunks / embed_s,
             "write chunks/s": chunks / write_s,
-            "retrieval p50 ms": statistics.median(latencies),
-            "retrieval p95 ms": latencies[int(0.95 * (len(latencies) - 1))],
+            "retrieval p50 ms": percentile(latencies, 50),
+            "retrieval p95 ms": percentile(latencies, 95),
             "recall@4 pgvector+FTS": 100 * hits / answerable,
         }
     finally:
@@ -150,9 +149,8 @@ def measure_backends(settings: Settings, dsn: str, articles: list[Article], ques
                     started = time.perf_counter()
                     service.answer(question.question)
                     latencies.append((time.perf_counter() - started) * 1000)
-                latencies.sort()
-                row[f"{backend} ms/question p50"] = statistics.median(latencies)
-                row[f"{backend} ms/question p95"] = latencies[int(0.95 * (len(latencies) - 1))]
+                row[f"{backend} ms/question p50"] = percentile(latencies, 50)
+                row[f"{backend} ms/question p95"] = percentile(latencies, 95)
                 row[f"{backend} recall@4"] = evaluate(service, [q for q in questions if q.golds]).retrieval_recall
             finally:
                 if backend == "pgvector":

@@ -63,6 +63,8 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
+from stats import percentile
+
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
 QUESTIONS_FILE = PROJECT_ROOT / "tests" / "data" / "aleppo_questions.json"
@@ -360,17 +362,6 @@ def cold_child(system_name: str, spec_path: str, question: str) -> None:
 # ----------------------------------------------------------------------------------------------------------
 # The parent: orchestration, scoring, the table
 # ----------------------------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def child_env() -> dict[str, str]:

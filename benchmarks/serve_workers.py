@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import httpx
 import yaml
+from stats import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -106,8 +106,7 @@ def main() -> None:
                 seconds, latencies = run_load(url, questions, args.requests, args.concurrency)
             finally:
                 subprocess.run(["bash", str(DEPLOY), "stop"], env=env, capture_output=True)
-            quantiles = statistics.quantiles(latencies, n=20)
-            rows.append((workers, args.requests / seconds, statistics.median(latencies), quantiles[18]))
+            rows.append((workers, args.requests / seconds, percentile(latencies, 50), percentile(latencies, 95)))
             print(f"{workers} worker(s): {rows[-1][1]:.1f} req/s, p50 {rows[-1][2]:.0f} ms, p95 {rows[-1][3]:.0f} ms",
                   flush=True)  # fmt: skip
     print(f"\n{args.backend}, {args.requests} requests, {args.concurrency} clients, cache off, "

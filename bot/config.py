@@ -153,7 +153,10 @@ class TelegramSettings(_Section):
     @field_validator("answer_url")
     @classmethod
     def _without_trailing_slash(cls, value: str | None) -> str | None:
-        """One form, so ``{answer_url}/ask`` never has a double slash (base_url keeps its own: the token follows)."""
+        """One form, so ``{answer_url}/ask`` never has a double slash (base_url keeps its own: the token follows).
+
+        The only place the slash is stripped: ``ServeClient`` and ``qabot telegram``'s log line use the value as is.
+        """
         return value.rstrip("/") if value is not None else value
 
 

@@ -8,7 +8,8 @@ the HTTP API; the chat handlers call it through the same ``ChatAnswerer`` interf
 
 - ``ask``: ``POST /ask {"question", "conversation_id"}``; the reply is ``Answer.to_json_dict`` plus
   ``interpreted_as`` and ``reading``, read back with ``Answer.from_json_dict``. 422 is the worker's message about
-  a bad question (``InvalidQuestionError``).
+  a bad question (``InvalidQuestionError``, its type rebuilt from the body's ``reason``); a 422 whose body is not
+  the workers' ``{"error": ...}`` object (a proxy's page) is ``WorkersUnavailableError``, not shown as a refusal.
 - ``reset``: ``DELETE /conversations/{id}`` (``/new``), ``articles``: ``GET /articles`` (``/help``, ``/sources``,
   the link under an answer; cached for ``ARTICLES_TTL_S``).
 - Connection errors, 502 and 503 (a worker restarting, haproxy with no healthy worker) are retried
@@ -36,7 +37,7 @@ import httpx
 from bot.answer import Answer
 from bot.articles import ArticleInfo
 from bot.config import TelegramSettings
-from bot.errors import QabotError, invalid_question
+from bot.errors import InvalidQuestionError, QabotError, invalid_question
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,10 @@ def conversation_key(token: str, chat_id: int) -> str:
 
 
 class ServeClient:
-    """``qabot serve``'s HTTP API as the bot needs it; one ``httpx.AsyncClient`` (connection pool) for all chats."""
+    """``qabot serve``'s HTTP API as the bot needs it; one ``httpx.AsyncClient`` (connection pool) for all chats.
+
+    ``base_url`` comes without a trailing slash, as ``telegram.answer_url`` is stored (its validator strips it).
+    """
 
     def __init__(
         self,
@@ -76,7 +80,7 @@ class ServeClient:
         conversation_secret: str = "",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url
         self.retries = retries
         self._conversation_secret = conversation_secret
         self._http = httpx.AsyncClient(
@@ -110,8 +114,8 @@ class ServeClient:
         if conversation_id is not None:
             body["conversation_id"] = conversation_id
         response = await self._request("POST", "/ask", json=body)
-        if response.status_code == 422:  # the workers' reason word keeps the error's type (which rule refused it)
-            raise invalid_question(_json_field(response, "reason"), _error_text(response))
+        if response.status_code == 422:
+            raise _refusal(response)
         data = _json(response, "/ask")
         try:
             return ChatReply(Answer.from_json_dict(data), data.get("reading"))
@@ -173,15 +177,26 @@ def _json(response: httpx.Response, what: str) -> dict[str, Any]:
     return data
 
 
-def _json_field(response: httpx.Response, name: str) -> str | None:
-    """One field of a JSON object body, or None (no such field, or the body is not a JSON object)."""
-    try:
-        value = response.json().get(name)
-    except (ValueError, AttributeError):
-        return None
-    return str(value) if value else None
+def _refusal(response: httpx.Response) -> InvalidQuestionError:
+    """The workers' 422 ``{"error": message, "reason": word}`` as the error they raised, from one parse of the body.
+
+    The reason word rebuilds the error's type (which rule refused the question), so the chat handlers word their
+    reply as they do in-process; no reason gives the base type. A body that is not such an object did not come
+    from the workers' question rules (a proxy's page, another API): ``WorkersUnavailableError`` saying what came,
+    never a "can't answer that" with someone else's text in it.
+    """
+    data = _json(response, "/ask")
+    message, reason = data.get("error"), data.get("reason")
+    if not message:
+        raise WorkersUnavailableError(f"/ask answered 422 without an error message: {str(data)[:200]}")
+    return invalid_question(str(reason) if reason else None, str(message))
 
 
 def _error_text(response: httpx.Response) -> str:
     """The server's ``{"error": "..."}`` line, or the start of whatever else came back (haproxy's HTML page)."""
-    return _json_field(response, "error") or " ".join(response.text.split())[:200]
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    message = data.get("error") if isinstance(data, dict) else None
+    return str(message) if message else " ".join(response.text.split())[:200]

@@ -35,6 +35,7 @@ from bot.ingest.library import chat_owner, load_library
 from bot.ingest.service import FILE_TYPES
 from bot.rendering import split_message
 from bot.serve_client import WORKERS_DOWN, ServeClient, WorkersUnavailableError
+from bot.telegram_replies import reply_to
 from bot.telegram_token import redact
 
 if TYPE_CHECKING:
@@ -110,10 +111,9 @@ async def show_shared_sources(workers: ServeClient, update: Update, _: ContextTy
         articles = await workers.articles()
     except WorkersUnavailableError as error:
         log.warning("no article list for /sources: %s", error)
-        await message.reply_text(WORKERS_DOWN)
+        await reply_to(message, [WORKERS_DOWN])
         return
-    for text in numbered_sources(articles, set(), None, focus_hint=False):
-        await message.reply_text(text, parse_mode=ParseMode.HTML)
+    await reply_to(message, numbered_sources(articles, set(), None, focus_hint=False), as_html=True)
 
 
 # -- scope --------------------------------------------------------------------------------------------------
@@ -273,8 +273,7 @@ async def show_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     desk: ArticleDesk = context.bot_data[DESK_KEY]
     articles, own = await asyncio.to_thread(chat_view, desk, chat.id)
     focus = context.chat_data.get(FOCUS_KEY) if context.chat_data is not None else None
-    for text in numbered_sources(articles, own, focus):
-        await message.reply_text(text, parse_mode=ParseMode.HTML)
+    await reply_to(message, numbered_sources(articles, own, focus), as_html=True)
 
 
 def _pick(context: ContextTypes.DEFAULT_TYPE, articles: list[ArticleInfo]) -> int | None:

@@ -29,13 +29,13 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
-from telegram.constants import ChatType, ParseMode
+from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
@@ -295,17 +295,6 @@ async def _article_url(answerer: ChatAnswerer, article_id: str) -> str | None:
         return None
 
 
-async def _send(message: Message, texts: Sequence[str], markup: InlineKeyboardMarkup | None = None) -> None:
-    """Reply in HTML; the keyboard goes under the last message."""
-    for index, text in enumerate(texts):
-        await message.reply_text(
-            text,
-            parse_mode=ParseMode.HTML,
-            do_quote=message.build_reply_arguments(allow_sending_without_reply=True),
-            reply_markup=markup if index == len(texts) - 1 else None,
-        )
-
-
 async def answer_in_chat(message: Message, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
     """Answer ``text`` as the next turn of this chat's conversation (here or at the workers: ``ChatAnswerer``)."""
     answerer: ChatAnswerer = context.bot_data[ANSWERER_KEY]
@@ -326,11 +315,12 @@ async def answer_in_chat(message: Message, context: ContextTypes.DEFAULT_TYPE, t
         return
     answer = reply.answer
     if not answer.answered:
-        await _send(message, render_telegram_html(answer, note=reply.reading, hint=REFUSAL_HELP))
+        await reply_to(message, render_telegram_html(answer, note=reply.reading, hint=REFUSAL_HELP), as_html=True)
         return
     key = _remember_answer(context.bot_data, message.chat_id, answer)
     url = await _article_url(answerer, answer.source.article_id) if answer.source else None
-    await _send(message, render_telegram_html(answer, note=reply.reading, url=url), _keyboard(key, answer))
+    rendered = render_telegram_html(answer, note=reply.reading, url=url)
+    await reply_to(message, rendered, as_html=True, markup=_keyboard(key, answer))
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -385,7 +375,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat_id, answer = found
         if action == "alt":
             if isinstance(query.message, Message):
-                await _send(query.message, render_alternatives_html(answer))
+                await reply_to(query.message, render_alternatives_html(answer), as_html=True)
             return
         feedback: FeedbackLog = context.bot_data[FEEDBACK_KEY]
         user_id = query.from_user.id if query.from_user is not None else chat_id

@@ -1,9 +1,10 @@
 """How the Telegram bot answers a message, shared by its handler modules: a quoted reply, the typing status,
 and the words for a question the service refused.
 
-Its own module because both ``bot.telegram_bot`` (start-up, /help, the application) and ``bot.telegram_chat``
-(answering) send these, and ``bot.telegram_bot`` imports ``bot.telegram_chat``: kept in either one, the other
-could only import them inside its functions.
+Its own module because all three handler modules send these: ``bot.telegram_bot`` (start-up, /help, the
+application), ``bot.telegram_chat`` (answering) and ``bot.telegram_articles`` (/sources). They import each other
+(``telegram_bot`` the other two, ``telegram_chat`` ``telegram_articles``); kept in ``telegram_bot`` or
+``telegram_chat``, these could be imported by the modules below only inside their functions.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from telegram import Bot, Message
+from telegram import Bot, InlineKeyboardMarkup, Message
 from telegram.constants import ChatAction, ParseMode
 
 from bot.errors import EmptyQuestionError, InvalidQuestionError, QuestionTooLongError
@@ -32,13 +33,20 @@ def question_problem(error: InvalidQuestionError) -> str:
     return f"Sorry, I can't answer that: {error}."
 
 
-async def reply_to(message: Message, texts: Sequence[str], as_html: bool = False) -> None:
-    """Reply to ``message`` (quoted), one Telegram message per text; still sent if the question was deleted."""
-    for text in texts:
+async def reply_to(
+    message: Message, texts: Sequence[str], as_html: bool = False, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Reply to ``message`` (quoted), one Telegram message per text; still sent if the question was deleted.
+
+    The bot's one way of replying with text (answers, /help, /sources, refusals): ``markup`` (an answer's buttons)
+    goes under the last message, where the reader ends up.
+    """
+    for index, text in enumerate(texts):
         await message.reply_text(
             text,
             parse_mode=ParseMode.HTML if as_html else None,
             do_quote=message.build_reply_arguments(allow_sending_without_reply=True),
+            reply_markup=markup if index == len(texts) - 1 else None,
         )
 
 

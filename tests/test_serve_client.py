@@ -110,6 +110,26 @@ async def test_the_workers_reason_keeps_the_kind_of_refusal():
 
 
 @session_loop
+async def test_a_422_that_is_not_the_workers_refusal_is_not_shown_as_one():
+    """A proxy's page or an object without ``error`` is reported for the log (the user gets ``WORKERS_DOWN``),
+    not turned into "Sorry, I can't answer that: <html>…" as if a question rule had refused the question."""
+    client = _client(
+        [
+            httpx.Response(422, text="<html><body>Unprocessable</body></html>"),
+            httpx.Response(422, json=["not", "an", "object"]),
+            httpx.Response(422, json={"detail": [{"msg": "field required"}]}),
+        ]
+    )
+    with pytest.raises(WorkersUnavailableError, match=r"^/ask did not answer JSON \(HTTP 422\)$"):
+        await client.ask("q?", "c")
+    with pytest.raises(WorkersUnavailableError, match=r"^/ask answered a JSON list, not an object$"):
+        await client.ask("q?", "c")
+    with pytest.raises(WorkersUnavailableError, match=r"^/ask answered 422 without an error message: \{'detail'"):
+        await client.ask("q?", "c")
+    await client.aclose()
+
+
+@session_loop
 async def test_a_reply_that_is_not_an_answer_is_reported_not_rendered():
     client = _client([httpx.Response(200, json={"answer": "x"})])
     with pytest.raises(WorkersUnavailableError, match="not an answer"):

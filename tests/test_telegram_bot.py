@@ -168,6 +168,8 @@ async def test_start_and_help_name_the_article(client: EmulatorClient, qa_servic
 async def test_sources_lists_articles_with_source_and_date(client: EmulatorClient):
     await client.send_command(103, "/sources")
     (reply,) = await client.replies(103)
+    assert reply["parse_mode"] == "HTML"
+    assert reply_target(reply) == await client.user_message_id(103, "/sources")  # quoted, like /help
     text = shown_text(reply)
     assert "Syria's opposition is on the verge" in text
     assert "Business Insider, 2016" in text

@@ -35,7 +35,7 @@ from bot.telegram_articles import ARTICLES_AT_WORKERS
 from bot.telegram_bot import webhook_arguments
 from bot.telegram_chat import NEW_CONVERSATION
 from bot.telegram_replies import EMPTY_QUESTION
-from tests.telegram_emulator.harness import Emulator, EmulatorClient, node_available, running_emulator
+from tests.telegram_emulator.harness import Emulator, EmulatorClient, node_available, reply_target, running_emulator
 from tests.test_pgvector_backend import _config_file, _free_port_base, pg_settings  # noqa: F401 (fixtures)
 from tests.test_pgvector_store import pg_dsn  # noqa: F401 (a fixture)
 from tests.test_telegram_bot import shown_text
@@ -190,6 +190,7 @@ async def test_the_bot_forwards_and_loads_no_model(deployment: Deployment):
 async def test_a_question_and_its_follow_up_on_the_other_worker(users: Users, deployment: Deployment):
     (sources,) = await users.say(701, "/sources")  # GET /articles once (cached): the round robin moves on
     assert "1. Syria's opposition is on the verge" in shown_text(sources) and "/use" not in shown_text(sources)
+    assert sources["parse_mode"] == "HTML" and reply_target(sources) is not None  # quoted, like every reply
     before = deployment.asks_per_worker()
 
     (first,) = await users.say(701, OPENING["question"])
