@@ -89,7 +89,7 @@ def test_baseline_is_reported_on_the_same_rows(tmp_path):
 def test_antonym_questions_are_added_without_changing_the_other_draws():
     """``--antonyms-per-half`` adds antonym-swapped questions and leaves the shipped fit's questions as they were
     (so the shipped verifier can be scored on a mix that also holds them, ``--baseline``)."""
-    corpus, plain = build_mix(DEFAULT_SQUAD_PATH, 13, 40, 40)
+    corpus, plain = build_mix(DEFAULT_SQUAD_PATH, 13, 40, 40, antonyms_per_half=0)
     same_corpus, with_antonyms = build_mix(DEFAULT_SQUAD_PATH, 13, 40, 40, antonyms_per_half=10)
     assert same_corpus == corpus
     added = [q for q in with_antonyms if q["kind"] == "antonym"]

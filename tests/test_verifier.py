@@ -62,3 +62,16 @@ def test_config_switch(service_settings, tmp_path: Path):
     reader_only = service.answer_with_passages(question, no_answer_threshold=0.0)[0]
     spans, _ = service.candidates(question)
     assert reader_only.score == pytest.approx(spans[0].score)
+
+
+def test_features_see_an_answer_sentence_that_says_the_opposite():
+    """ "Which group captured the supply line from the north?" over a sentence about the line from the south:
+    every other word is covered, so only this feature tells the two apart."""
+    sentence = "The rebels captured a government supply line leading into the city from the south."
+
+    def opposite(question: str) -> float:
+        values = dict(zip(FEATURES, span_features(question, "The rebels", 0.9, sentence, sentence, []), strict=True))
+        return values["says_the_opposite"]
+
+    assert opposite("Which group captured the supply line leading into the city from the north?") == 1.0
+    assert opposite("Which group captured the supply line leading into the city from the south?") == 0.0

@@ -7,8 +7,9 @@ retrieved corpus and meets on-topic questions its articles do not answer (issue 
    article): each article a text file, in some paragraphs the sentence(s) holding one question's answer cut
    out (that question is now unanswerable: no gold string is left anywhere in the article);
 2. indexes it with qabot's own indexing and asks, through the real ``QAService`` (retrieval + reader):
-   answerable questions, the cut questions, perturbed questions (``training.hard_negatives.perturb_question``)
-   and questions of held-out articles left out of the corpus (off-corpus);
+   answerable questions, the cut questions, perturbed questions (``training.hard_negatives.perturb_question``),
+   antonym-swapped questions (``antonym_question``: "largest" → "smallest") and questions of held-out articles
+   left out of the corpus (off-corpus);
 3. fits the logistic regression on the articles of one half (``fit``) and reports the other half
    (``report``): AUROC (right vs wrong among answered), ECE, F1, no-answer accuracy, reader score vs verifier.
 
@@ -45,13 +46,14 @@ READER_THRESHOLD = 0.5  # the no-answer threshold of the reader's own calibrated
 
 
 def build_mix(
-    squad: Path, seed: int, answerable_per_half: int, hard_per_half: int, antonyms_per_half: int = 0
+    squad: Path, seed: int, answerable_per_half: int, hard_per_half: int, antonyms_per_half: int = 150
 ) -> tuple[dict, list[dict]]:
     """({article file name: text}, questions as dicts with question, golds, kind, half).
 
-    ``antonyms_per_half`` antonym-swapped questions (``training.hard_negatives.antonym_question``) are drawn
-    after everything else, with their own random generator, so that adding them leaves the other draws as
-    they were (the shipped verifier was fitted without them)."""
+    ``antonyms_per_half`` antonym-swapped questions (``training.hard_negatives.antonym_question``; as many as
+    the corpus has, ~55 a half, up to that number) are drawn after everything else, with their own random
+    generator, so that adding them left the earlier draws as they were (verifiers fitted before them compare on
+    the same questions)."""
     split = split_by_article(load_articles(squad))
     by_title: dict[str, list[QAExample]] = defaultdict(list)
     for example in split.validation:
@@ -204,8 +206,8 @@ def main(
     answerable_per_half: int = 400,
     hard_per_half: int = 400,
     antonyms_per_half: Annotated[
-        int, typer.Option(help="Also ask this many antonym-swapped questions per half (0 for the shipped fit).")
-    ] = 0,
+        int, typer.Option(help="Also ask up to this many antonym-swapped questions per half (0: none).")
+    ] = 150,
     l2: float = 1.0,
     max_f1_drop: Annotated[float, typer.Option(help="Threshold rule: answerable F1 lost vs the reader alone.")] = 1.0,
     reuse_rows: Annotated[bool, typer.Option(help="Refit on WORK/rows.jsonl without asking again.")] = False,

@@ -1,7 +1,7 @@
 """Hard unanswerable examples from SQuAD v1.1: on-topic text that does not hold the answer (issue 7).
 
 The reader first learned "no answer" only from paragraphs of *other* articles, so it never saw an on-topic
-paragraph that lacks the answer and answered such questions confidently. Four generators, all seeded:
+paragraph that lacks the answer and answered such questions confidently. Five generators, all seeded:
 
 * ``same_article`` — the question paired with another paragraph of its own article that contains none of
   the gold answer strings (same topic, same names, no answer);
@@ -11,12 +11,10 @@ paragraph that lacks the answer and answered such questions confidently. Four ge
   from the same article, which the paragraph does not contain, while the original does occur in it (the
   paragraph now talks about something else: "When did X happen in 1850?" over a paragraph about 1848);
 * ``antonym`` — a word of the question swapped for its opposite ("largest" → "smallest", "northern" →
-  "southern", "first" → "last"), which the paragraph does not contain while the original does (SQuAD 2.0's
-  most common kind of unanswerable question). Only pairs where the paragraph's silence on the new word means
-  it does not answer: no comparatives or win/lose ("Who lost?" is answered by "X defeated Y"), no alternative
-  questions ("more or less?"), no capitalised names ("West Virginia"). Negation is not generated: "Who did
-  not sign?" is often answered by the same paragraph (the one country that stayed out), so it is not "natural"
-  in the issue's sense;
+  "southern", "first" → "last"; the pairs and their limits are ``bot.opposites``), which the paragraph does
+  not contain while the original does (SQuAD 2.0's most common kind of unanswerable question). Negation is not
+  generated: "Who did not sign?" is often answered by the same paragraph (the one country that stayed out), so
+  it is not "natural" in the issue's sense;
 * ``other_article`` — the easy negatives of ``training.squad_data.make_negatives``, kept so that off-topic
   questions stay refused.
 
@@ -33,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from bot.chunking import sentence_spans
+from bot.opposites import asked_opposites, words_of
 from training.squad_data import QAExample, make_negatives
 
 # Shares of the hard-negative mix (documented in training/README.md).
@@ -44,26 +43,6 @@ DEFAULT_MIX: dict[str, float] = {
     "other_article": 0.15,
 }
 
-# Opposites whose absence from a paragraph that holds the original means the paragraph does not answer.
-_ANTONYM_PAIRS = (
-    ("largest", "smallest"), ("biggest", "smallest"), ("highest", "lowest"), ("longest", "shortest"),
-    ("oldest", "newest"), ("earliest", "latest"), ("first", "last"), ("maximum", "minimum"),
-    ("north", "south"), ("east", "west"), ("northern", "southern"), ("eastern", "western"),
-    ("northernmost", "southernmost"), ("easternmost", "westernmost"), ("upper", "lower"), ("inner", "outer"),
-    ("internal", "external"), ("major", "minor"), ("public", "private"), ("male", "female"), ("best", "worst"),
-    ("strongest", "weakest"), ("richest", "poorest"), ("fastest", "slowest"), ("heaviest", "lightest"),
-    ("deepest", "shallowest"), ("widest", "narrowest"), ("warmest", "coldest"), ("wettest", "driest"),
-    ("increase", "decrease"), ("increased", "decreased"), ("imports", "exports"), ("imported", "exported"),
-    ("domestic", "foreign"), ("ancient", "modern"), ("positive", "negative"),
-)  # fmt: skip
-ANTONYMS: dict[str, str] = {}
-for _one, _other in _ANTONYM_PAIRS:
-    ANTONYMS.setdefault(_one, _other)
-    ANTONYMS.setdefault(_other, _one)
-# "most"/"least" are swapped only after "the" ("the most important"): "most people" has no "least people".
-_THE_MOST = re.compile(r"\bthe (most|least)\b", re.IGNORECASE)
-_MOST_LEAST = {"most": "least", "least": "most"}
-_WORDS = re.compile(r"[A-Za-z]+")
 
 _YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
@@ -229,29 +208,18 @@ def perturbed(examples: list[QAExample], count: int, rng: random.Random) -> list
 
 
 def antonym_question(example: QAExample) -> tuple[str, str, str] | None:
-    """(new question, old word, new word): a word of the question swapped for its opposite (``ANTONYMS``) that
-    the paragraph lacks while it holds the original; None when no such word exists."""
-    if re.search(r"\bor\b", example.question, re.IGNORECASE):
-        return None  # "Is it more or less ...?": the opposite is answered just as well
-    in_paragraph = {word.casefold() for word in _WORDS.findall(example.context)}
-    in_answers = {word.casefold() for answer in example.answers for word in _WORDS.findall(answer)}
-    for position, match in enumerate(_WORDS.finditer(example.question)):
+    """(new question, old word, new word): a word of the question swapped for its opposite
+    (``bot.opposites``) that the paragraph lacks while it holds the original, and that is not part of the answer;
+    None when no such word exists."""
+    in_paragraph = words_of(example.context)
+    in_answers = words_of(" ".join(example.answers))
+    for match, opposite in asked_opposites(example.question):
         word = match.group()
-        if position and word[0].isupper():
-            continue  # part of a name: "West Virginia", "Major League"
         old = word.casefold()
-        new = ANTONYMS.get(old)
-        if new is None or old not in in_paragraph or new in in_paragraph or old in in_answers:
+        if old not in in_paragraph or opposite in in_paragraph or old in in_answers:
             continue
-        new_word = new.capitalize() if word[0].isupper() else new
-        question = example.question[: match.start()] + new_word + example.question[match.end() :]
-        return question, word, new_word
-    match = _THE_MOST.search(example.question)
-    if match:
-        old = match.group(1)
-        new_word = _MOST_LEAST[old.casefold()]
-        if old.casefold() in in_paragraph and new_word not in in_paragraph:
-            return example.question[: match.start(1)] + new_word + example.question[match.end(1) :], old, new_word
+        new_word = opposite.capitalize() if word[0].isupper() else opposite
+        return example.question[: match.start()] + new_word + example.question[match.end() :], word, new_word
     return None
 
 

@@ -1,0 +1,47 @@
+"""bot.opposites: which words of a question have an opposite, and when a sentence says the opposite."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.opposites import OPPOSITES, asked_opposites, says_the_opposite
+
+
+def _asked(question: str) -> list[tuple[str, str]]:
+    return [(match.group(), opposite) for match, opposite in asked_opposites(question)]
+
+
+def test_pairs_go_both_ways():
+    assert OPPOSITES["largest"] == "smallest" and OPPOSITES["north"] == "south" and OPPOSITES["south"] == "north"
+    assert all(word in OPPOSITES for word in OPPOSITES.values())
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("What is the largest city of Normandy?", [("largest", "smallest")]),
+        ("Largest city of Normandy?", [("Largest", "smallest")]),  # the first word may be capitalised
+        ("Who ruled West Francia?", []),  # a name, not a direction
+        ("Is Rouen the largest or the smallest city?", []),  # asks for both sides
+        ("What is the most popular drink?", [("most", "least")]),
+        ("What do most farms grow?", []),  # "least farms" is no question
+        ("Which road leads into the city from the north?", [("north", "south")]),
+    ],
+)
+def test_asked_opposites(question: str, expected: list[tuple[str, str]]):
+    assert _asked(question) == expected
+
+
+def test_positions_point_at_the_word():
+    question = "What is the least common reason?"
+    [(match, opposite)] = list(asked_opposites(question))
+    assert question[match.start() : match.end()] == "least" and opposite == "most"
+
+
+def test_says_the_opposite_only_when_the_asked_word_is_missing():
+    south = "It regained a government supply line leading into the city from the south."
+    assert says_the_opposite("Which supply line leads into the city from the north?", south)
+    assert not says_the_opposite("Which supply line leads into the city from the south?", south)
+    both = "Supply lines lead into the city from the south and from the north."
+    assert not says_the_opposite("Which supply line leads into the city from the north?", both)
+    assert not says_the_opposite("Who regained the supply line?", south)
