@@ -75,3 +75,13 @@ def test_features_see_an_answer_sentence_that_says_the_opposite():
 
     assert opposite("Which group captured the supply line leading into the city from the north?") == 1.0
     assert opposite("Which group captured the supply line leading into the city from the south?") == 0.0
+
+
+def test_served_answer_is_refused_when_its_sentence_says_the_opposite(qa_service: QAService):
+    """Through the whole service on the article: the supply line the rebels took leads in from the south. Asked
+    about the north (one of tests/data/aleppo_unanswerable.json), the reader finds the same confident span with
+    every other word covered; the verifier refuses it (the previous verifier, without the feature, answered)."""
+    south = qa_service.answer("Which group captured the supply line leading into the city from the south?")
+    north = qa_service.answer("Which group captured the supply line leading into the city from the north?")
+    assert south.answered and "Free Syrian Army" in (south.text or "")
+    assert not north.answered, north
