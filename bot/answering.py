@@ -26,7 +26,6 @@ from bot.models import reader_verifier
 from bot.pipeline import QueryPipeline, build_reader, build_text_embedder
 from bot.question_rules import clean_question, max_question_tokens
 from bot.stores import ArticleIndex, load_index
-from bot.verifier import span_features
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +45,7 @@ class _Query(NamedTuple):
     question: str
     retrieval_query: str
     scope: ArticleScope
+
 
 # Without a verifier the confidence is the reader's Platt-calibrated P(right): abstain below even odds.
 DEFAULT_NO_ANSWER_THRESHOLD = 0.5
@@ -146,9 +146,7 @@ class QAService:
         queries = list(retrieval_queries) if retrieval_queries is not None else [None] * len(cleaned)
         if not len(scopes) == len(queries) == len(cleaned):
             raise ValueError("scopes and retrieval_queries must have one entry per question")
-        keys = [
-            _Query(q, " ".join(r.split()) if r else q, s) for q, r, s in zip(cleaned, queries, scopes, strict=True)
-        ]
+        keys = [_Query(q, " ".join(r.split()) if r else q, s) for q, r, s in zip(cleaned, queries, scopes, strict=True)]
         with self._lock:
             self._reload_if_index_changed()
             found = {key: self._from_cache(key) for key in keys}
@@ -270,11 +268,8 @@ class QAService:
         """Each span's score replaced by the verifier's P(right) (the reader's order is kept)."""
         if self._verifier is None:
             return spans
-        verifier = self._verifier
-        return [
-            replace(span, score=verifier.probability(verifier_features(question, spans, i)))
-            for i, span in enumerate(spans)
-        ]
+        scores = self._verifier.scores([verifier_inputs(question, spans, i) for i in range(len(spans))])
+        return [replace(span, score=float(score)) for span, score in zip(spans, scores, strict=True)]
 
     def _to_answer(self, question: str, extracted: list[ExtractedAnswer], threshold: float | None = None) -> Answer:
         spans = self._verified(question, _distinct_spans(extracted, self.settings.reader.max_answer_chars))
@@ -322,11 +317,6 @@ def verifier_inputs(question: str, spans: list[ExtractedAnswer], index: int) -> 
         "passage": passage or sentence,
         "other_scores": [other.score for i, other in enumerate(spans) if i != index],
     }
-
-
-def verifier_features(question: str, spans: list[ExtractedAnswer], index: int):
-    """The verifier's features for ``spans[index]`` (``bot.verifier.span_features``)."""
-    return span_features(**verifier_inputs(question, spans, index))
 
 
 def _with_question(answer: Answer, question: str) -> Answer:

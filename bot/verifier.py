@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.answer_types import fits_the_question
 from bot.errors import ModelLoadError
 from bot.opposites import says_the_opposite
 
@@ -152,9 +153,16 @@ class AnswerVerifier:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ModelLoadError(f"reader.verifier: cannot read {path}: {error}") from error
 
-    def probability(self, features: np.ndarray) -> float:
-        """P(right) of one span's features (``span_features``)."""
-        return float(self.probabilities(features))
+    def scores(self, spans: list[dict]) -> np.ndarray:
+        """P(right) of each span from what the verifier reads of it (``span_features``' arguments, as
+        ``bot.answering.verifier_inputs`` gives them): the regression's probability, or 0 for a span without the
+        shape of answer its question asks for (``bot.answer_types``). Serving and ``fit_verifier`` both score
+        spans here, so the rule is fitted and reported exactly as served."""
+        if not spans:
+            return np.zeros(0)
+        probabilities = self.probabilities(np.array([span_features(**span) for span in spans]))
+        fits = np.array([fits_the_question(span["question"], span["answer"]) for span in spans])
+        return np.where(fits, probabilities, 0.0)
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """P(right) of each row of a feature matrix: the one sigmoid that serving and ``fit_verifier`` share."""

@@ -85,3 +85,12 @@ def test_served_answer_is_refused_when_its_sentence_says_the_opposite(qa_service
     north = qa_service.answer("Which group captured the supply line leading into the city from the north?")
     assert south.answered and "Free Syrian Army" in (south.text or "")
     assert not north.answered, north
+
+
+def test_served_answer_without_the_shape_asked_for_is_refused(qa_service: QAService):
+    """ "How much fuel …?" over an article that says food and fuel were delivered, never how much: the reader's
+    best span is "food" (the previous verifier answered it); a quantity question gets a quantity or nothing."""
+    fuel = qa_service.answer("How much fuel did the government deliver?")
+    assert not fuel.answered, fuel
+    territory = qa_service.answer("How much territory does Alabdallah estimate the opposition recaptured?")
+    assert territory.answered and "35" in (territory.text or "")

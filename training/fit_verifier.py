@@ -33,6 +33,7 @@ import numpy as np
 import typer
 from tqdm import tqdm
 
+from bot.answer_types import fits_the_question
 from bot.config import load_settings, with_overrides
 from bot.evaluation import auroc, expected_calibration_error
 from bot.squad_metrics import best_over_golds, token_f1
@@ -172,8 +173,7 @@ def _reranked(rows: list[dict], verifier: AnswerVerifier) -> tuple[list[dict], n
             chosen.append(row)
             scores.append(0.0)
             continue
-        x = np.array([span_features(**c["inputs"]) for c in candidates])
-        probabilities = verifier.probabilities(x)
+        probabilities = verifier.scores([c["inputs"] for c in candidates])
         best = int(np.argmax(probabilities))
         chosen.append({**row, "f1": candidates[best]["f1"]})
         scores.append(float(probabilities[best]))
@@ -194,8 +194,10 @@ def choose_threshold(rows: list[dict], verifier: np.ndarray, reader: np.ndarray,
 
 def verifier_scores(rows: list[dict], verifier: AnswerVerifier) -> np.ndarray:
     """The served confidence of each row's answer under ``verifier``; 0 where the reader found no span."""
-    x = np.array([span_features(**r["inputs"]) if r["inputs"] else np.zeros(len(FEATURES)) for r in rows])
-    return np.where([r["inputs"] is None for r in rows], 0.0, verifier.probabilities(x))
+    with_span = [i for i, r in enumerate(rows) if r["inputs"]]
+    scores = np.zeros(len(rows))
+    scores[with_span] = verifier.scores([rows[i]["inputs"] for i in with_span])
+    return scores
 
 
 def main(
@@ -268,6 +270,11 @@ def main(
             f"verifier choosing the span, at {threshold} (not served)": report(
                 reranked_rows, reranked_scores, threshold
             ),
+        }
+        shape_misses = [r for r in chosen if r["inputs"] and not fits_the_question(r["question"], r["text"] or "")]
+        results[half]["answers without the shape asked for (bot.answer_types, scored 0)"] = {
+            "spans": len(shape_misses),
+            "right (F1 >= 0.5)": sum(1 for r in shape_misses if r["golds"] and r["f1"] >= 0.5),
         }
         if baseline_verifier is not None:
             old = verifier_scores(chosen, baseline_verifier)
