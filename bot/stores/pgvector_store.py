@@ -24,7 +24,6 @@ Two fixes over the stock ``pgvector-haystack`` components (8.x):
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -36,6 +35,7 @@ from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils.auth import Secret
 from haystack_integrations.components.retrievers.pgvector import PgvectorEmbeddingRetriever, PgvectorKeywordRetriever
 from haystack_integrations.document_stores.pgvector import PgvectorDocumentStore
+from haystack_integrations.document_stores.pgvector.converters import _from_pg_to_haystack_documents
 from haystack_integrations.document_stores.pgvector.filters import _convert_filters_to_where_clause_and_params
 from psycopg import Connection, Error, OperationalError
 from psycopg.conninfo import conninfo_to_dict
@@ -65,12 +65,24 @@ _SCHEMA_LOCK = 0x71AB07  # advisory lock: two workers starting together must not
 # 51 ms per question at 5,154 chunks against 2.7 ms with stored vectors, same results (measured ad hoc, under
 # load; benchmarks/pgvector_store.py shows the effect on whole retrieval).
 _ANY_WORD_QUERY = """
-SELECT {table}.*, ts_rank(terms.tsv, words.query) AS score
+SELECT {columns}, ts_rank(terms.tsv, words.query) AS score
 FROM {schema}.{table} JOIN {terms} AS terms USING (id),
      (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS query
         FROM unnest(to_tsvector({language}, %s))) AS words
 WHERE terms.tsv @@ words.query
 """
+
+# What a retrieved passage is read from: every column of the stock chunk table (pgvector-haystack's
+# CREATE_TABLE_STATEMENT) but ``embedding``. Nothing downstream reads a passage's vector (see
+# ``_without_vectors``), so a keyword hit does not fetch its 384 floats at all.
+PASSAGE_COLUMNS = ("id", "content", "blob_data", "blob_meta", "blob_mime_type", "meta")
+
+# Put before the stock unfiltered vector search (``AnyWordPgvectorDocumentStore._embedding_retrieval``): the
+# search's vector is an SQL literal and it has no parameters, so psycopg sends the two statements as one simple
+# Query message, which PostgreSQL runs as one implicit transaction. The setting holds for that search alone and
+# ends with it, failed or not: no extra round trip, and nothing can leave it set on the connection for the
+# next query (a filtered search, the keyword search, the version check).
+_INDEX_ONLY = SQL("SET LOCAL enable_seqscan = off; ")
 
 # The side table of stored tsvectors: a row per chunk, written by a trigger on the chunk table (which is the
 # Haystack store's own: a column added to it would come back in every ``SELECT *`` as a meta field), removed
@@ -154,33 +166,33 @@ class AnyWordPgvectorDocumentStore(PgvectorDocumentStore):
         own articles) keeps the planner's choice: HNSW first and the filter after could return fewer than
         ``top_k`` passages of the scope, where a sequential scan is exact.
         """
-        search = functools.partial(
-            super()._embedding_retrieval, query_embedding, top_k=top_k, vector_function=vector_function
-        )
         if filters:
-            return _without_vectors(search(filters=filters))
-        self._ensure_db_setup()
-        assert self._cursor is not None
-        self._execute_sql(
-            cursor=self._cursor, sql_query=SQL("SET enable_seqscan = off"), error_msg="Could not prepare the search."
+            return _without_vectors(
+                super()._embedding_retrieval(
+                    query_embedding, filters=filters, top_k=top_k, vector_function=vector_function
+                )
+            )
+        search, params = self._check_and_build_embedding_retrieval_query(
+            query_embedding=query_embedding, vector_function=vector_function, top_k=top_k
         )
-        try:
-            return _without_vectors(search())
-        finally:
-            # a lost connection: the search's own error says so, and a new connection starts clean
-            with contextlib.suppress(Error):
-                self._cursor.execute("RESET enable_seqscan")
-
-    def _keyword_retrieval(
-        self, query: str, *, filters: dict[str, Any] | None = None, top_k: int = 10
-    ) -> list[Document]:
-        return _without_vectors(super()._keyword_retrieval(query, filters=filters, top_k=top_k))
+        self._ensure_db_setup()
+        assert self._dict_cursor is not None
+        found = self._execute_sql(
+            cursor=self._dict_cursor,
+            sql_query=_INDEX_ONLY + search,
+            params=params,
+            error_msg="Could not retrieve documents from PgvectorDocumentStore.",
+        )
+        found.nextset()  # past the SET's empty result to the search's rows
+        return _without_vectors(_from_pg_to_haystack_documents(found.fetchall()))
 
     def _build_keyword_retrieval_query(
         self, query: str, top_k: int, filters: dict[str, Any] | None = None
     ) -> tuple[Composed, tuple]:
-        """The stock method's contract (the caller passes ``(query, *params)``), with any-word matching."""
+        """The stock method's contract (the caller passes ``(query, *params)``), with any-word matching and
+        without the vector column."""
         select = SQL(_ANY_WORD_QUERY).format(
+            columns=SQL(", ").join(Identifier(self.table_name, column) for column in PASSAGE_COLUMNS),
             schema=Identifier(self.schema_name),
             table=Identifier(self.table_name),
             terms=Identifier(self.schema_name, f"{self.table_name}_terms"),
@@ -511,4 +523,3 @@ class PgvectorIndex:
 
     def retrieval_pipeline(self, settings: Settings, text_embedder: Any) -> tuple[Pipeline, str]:
         return build_retrieval_pipeline(settings, self.store, text_embedder)
-
