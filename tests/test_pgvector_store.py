@@ -159,8 +159,9 @@ def _hnsw_scans(dsn: str, schema: str) -> int:
 
 
 def test_a_search_over_the_whole_store_goes_through_the_hnsw_index(article_store: PgvectorArticleStore, pg_dsn):
-    """At this size PostgreSQL's own plan is a sequential scan computing every distance (27 ms against 1.2 ms at
-    4,679 chunks); the store makes an unfiltered search use the HNSW index, and restores the session after."""
+    """At this size PostgreSQL's own plan is a sequential scan computing every distance (what that costs at ~5,000
+    chunks: ``benchmarks/pgvector_store.py``, "dense search µs planned" against "HNSW"); the store makes an
+    unfiltered search use the HNSW index, and leaves the session's settings as they were."""
     documents = article_store.documents
     vector = np.asarray(documents.filter_documents()[0].embedding, dtype=np.float32)
     before = _hnsw_scans(pg_dsn, article_store.schema)

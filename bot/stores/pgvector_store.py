@@ -59,11 +59,13 @@ _SCHEMA_LOCK = 0x71AB07  # advisory lock: two workers starting together must not
 # Any word of the question (its lexemes: stop words dropped, stemmed as the passages are), ranked by ts_rank
 # (how often the words occur, like BM25's term frequency). ts_rank_cd, the stock choice, ranks by cover density,
 # which suits all-words queries; with any-word matching it put the gold passage outside the fused top 4 for
-# 2 of the 51 article questions, ts_rank for none (tests/test_pgvector_store.py measures it).
+# 2 of the 51 article questions, ts_rank for none (test_recall_at_4_matches_faiss_and_bm25 in
+# tests/test_pgvector_store.py prints the recall: 100.0 as it is, 96.1 with ts_rank_cd here, which fails it).
 # The passages' tsvectors are stored (``{terms}``, kept by a trigger) instead of computed per query as the stock
 # store does: an any-word query matches and ranks most rows, and recomputing to_tsvector for each of them took
-# 51 ms per question at 5,154 chunks against 2.7 ms with stored vectors, same results (measured ad hoc, under
-# load; benchmarks/pgvector_store.py shows the effect on whole retrieval).
+# 21.5 ms per question at 5,097 chunks against 2.9 ms with the stored ones, which are the same to_tsvector of the
+# same text (``benchmarks/pgvector_store.py --no-faiss`` on 2 busy cores: "keyword µs tsvector per row" against
+# "keyword search µs").
 _ANY_WORD_QUERY = """
 SELECT {columns}, ts_rank(terms.tsv, words.query) AS score
 FROM {schema}.{table} JOIN {terms} AS terms USING (id),
@@ -72,16 +74,18 @@ FROM {schema}.{table} JOIN {terms} AS terms USING (id),
 WHERE terms.tsv @@ words.query
 """
 
-# What a retrieved passage is read from: every column of the stock chunk table (pgvector-haystack's
+# What a keyword hit is read from: every column of the stock chunk table (pgvector-haystack's
 # CREATE_TABLE_STATEMENT) but ``embedding``. Nothing downstream reads a passage's vector (see
 # ``_without_vectors``), so a keyword hit does not fetch its 384 floats at all.
 PASSAGE_COLUMNS = ("id", "content", "blob_data", "blob_meta", "blob_mime_type", "meta")
 
 # Put before the stock unfiltered vector search (``AnyWordPgvectorDocumentStore._embedding_retrieval``): the
 # search's vector is an SQL literal and it has no parameters, so psycopg sends the two statements as one simple
-# Query message, which PostgreSQL runs as one implicit transaction. The setting holds for that search alone and
-# ends with it, failed or not: no extra round trip, and nothing can leave it set on the connection for the
-# next query (a filtered search, the keyword search, the version check).
+# Query message, which PostgreSQL runs on the store's autocommit connection as one implicit transaction. The
+# setting holds for that search alone and ends with it, failed or not: no extra round trip (a separate SET and
+# RESET were two), and nothing can leave it set on the connection for the next query (a filtered search, the
+# keyword search, the version check). A query with parameters would be refused ("cannot insert multiple
+# commands into a prepared statement"), never run without the setting.
 _INDEX_ONLY = SQL("SET LOCAL enable_seqscan = off; ")
 
 # The side table of stored tsvectors: a row per chunk, written by a trigger on the chunk table (which is the
@@ -161,10 +165,11 @@ class AnyWordPgvectorDocumentStore(PgvectorDocumentStore):
         """The stock search, through the HNSW index whenever the search is over the whole store.
 
         Why: PostgreSQL prices an HNSW scan by ``hnsw.ef_search``; with ours (64) the index looks dearer than a
-        sequential scan + sort up to several thousand chunks, and that plan computes every distance: 27 ms
-        against 1.2 ms per question at 4,679 chunks (EXPLAIN ANALYZE, 2 cores). A search with filters (a chat's
-        own articles) keeps the planner's choice: HNSW first and the filter after could return fewer than
-        ``top_k`` passages of the scope, where a sequential scan is exact.
+        sequential scan + sort up to several thousand chunks, and that plan computes every distance: 21.1 ms
+        against 2.4 ms per search at 5,097 chunks (``benchmarks/pgvector_store.py --no-faiss`` on 2 busy cores:
+        "dense search µs planned" against "HNSW"). The setting is ``_INDEX_ONLY``, sent with the search itself.
+        A search with filters (a chat's own articles) keeps the planner's choice: HNSW first and the filter
+        after could return fewer than ``top_k`` passages of the scope, where a sequential scan is exact.
         """
         if filters:
             return _without_vectors(
@@ -217,9 +222,10 @@ def _reading() -> Iterator[None]:
 
 
 def _without_vectors(documents: list[Document]) -> list[Document]:
-    """Retrieved passages without their 384 floats, as the FAISS side returns them: nothing downstream reads a
-    passage's vector, and Haystack's pipeline deep-copies every passage between components (a cProfile of 30
-    questions at 4,679 chunks: ~6 ms a question spent copying the vectors)."""
+    """Dense hits without their 384 floats, as the FAISS side returns passages (the stock dense query selects
+    every column; keyword hits never fetch theirs, see ``PASSAGE_COLUMNS``): nothing downstream reads a passage's
+    vector, and Haystack's pipeline deep-copies every passage it hands to a component (a copy of 4 passages:
+    708 µs with their vectors, 160 µs without; ``benchmarks/hot_path_effects.py`` part 4, on 2 busy cores)."""
     return [replace(document, embedding=None) for document in documents]
 
 
