@@ -15,8 +15,9 @@ middle leaves the previous state. The connection string comes only from ``QABOT_
 
 Two fixes over the stock ``pgvector-haystack`` components (8.x):
 - its keyword retrieval uses ``plainto_tsquery``, which requires every word of the question in a passage: on
-  the article it returned nothing for 35 of 51 questions. ``AnyWordPgvectorDocumentStore`` matches passages
-  with any of the question's words and ranks them by term frequency (``ts_rank``), as BM25 does;
+  the article it returned nothing for 35 of 51 questions (tests/test_pgvector_store.py
+  ``test_keyword_side_matches_any_word`` prints it). ``AnyWordPgvectorDocumentStore`` matches passages with any
+  of the question's words and ranks them by term frequency (``ts_rank``), as BM25 does;
 - its embedding retriever fails on a numpy query vector (``if not query_embedding``), which is what our ONNX
   text embedder hands on; ``ListEmbeddingRetriever`` converts it to a list first.
 """
