@@ -7,6 +7,11 @@
 2. Reader call size: ONNX Runtime time per window for calls of 1, 4, 8 and 16 windows.
 3. Haystack's copy of the question vector between pipeline components: a list of 384 floats against the
    float32 array that ``OnnxTextEmbedder`` hands on.
+4. Haystack's copy of documents between pipeline components (``Pipeline.run`` deep-copies every component's
+   inputs): 4 of the article's passages with their vectors as lists of 384 floats (as the pgvector store reads
+   them) against the same passages without (``bot.stores.pgvector_store._without_vectors``); and the article's
+   chunks as the chunker hands them to the embedder in the indexing pipeline (``bot.indexing._chunks_and_vectors``
+   runs the two components itself instead), per chunk.
 
 Windows are random token ids of 134 tokens (the average padded reader window on our article), so the times
 are the model's cost, not any particular question's. Run it on an idle machine.
@@ -15,11 +20,14 @@ are the model's cost, not any particular question's. Run it on an idle machine.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import onnxruntime
 from haystack.core.pipeline.utils import _deepcopy_with_exceptions
 
+from bot.articles import load_articles
+from bot.chunking import SentenceChunker, article_document
 from bot.config import load_settings
 from bot.models import embedder_onnx_files, onnx_file
 from bot.onnx_components import onnx_session
@@ -97,6 +105,15 @@ def main() -> None:
     vector = rng.standard_normal(384).astype(np.float32)
     print(f"   list of 384 floats:   {copy_us(vector.tolist()):7.0f} µs")
     print(f"   float32 numpy array:  {copy_us(vector):7.0f} µs")
+
+    print("4. Haystack's copy of documents between components")
+    articles = load_articles(settings.resolve(settings.articles_dir))
+    chunks = SentenceChunker(settings.chunking).run([article_document(a) for a in articles])["documents"]
+    passages = chunks[:4]
+    with_vectors = [replace(p, embedding=rng.standard_normal(384).tolist()) for p in passages]
+    print(f"   4 passages with their vectors: {copy_us(with_vectors):7.0f} µs")
+    print(f"   4 passages without:            {copy_us(passages):7.0f} µs")
+    print(f"   {len(chunks)} chunks of the article:      {copy_us(chunks) / len(chunks):7.1f} µs a chunk")
 
 
 if __name__ == "__main__":

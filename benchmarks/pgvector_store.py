@@ -13,6 +13,11 @@ Per size, in a schema of its own (dropped afterwards):
 - retrieval latency per question (question embedding + pgvector HNSW + any-word full-text search + RRF), p50/p95
   over the 68 article questions after one warm-up;
 - retrieval recall@4 on the 51 answerable questions (``bot.evaluation.gold_retrieved``);
+- the store's own searches, µs per question (p50; the question vectors computed beforehand, the searches
+  interleaved question by question): the dense search as qabot runs it (over the whole store: through the HNSW
+  index), the same search as PostgreSQL plans it on its own (the stock ``PgvectorDocumentStore`` method, which
+  ``AnyWordPgvectorDocumentStore._embedding_retrieval`` overrides), the any-word keyword search on the stored
+  tsvectors, and the same query computing each row's tsvector at every question (as before they were stored);
 - then, unless ``--no-faiss``, both backends the way a user runs them, over the same articles written to a
   temporary folder: ``qabot index`` (``bot.stores.build_index``: chunking, embedding and writing; chunks/s),
   then a ``QAService`` with the answer cache off answering the 68 questions one at a time (ms per question,
@@ -34,6 +39,10 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from haystack_integrations.document_stores.pgvector import PgvectorDocumentStore
+from haystack_integrations.document_stores.pgvector.converters import _from_pg_to_haystack_documents
+from psycopg.sql import SQL, Identifier
+from psycopg.sql import Literal as SQLLiteral
 from stats import percentile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `training` is not installed: the checkout's own
@@ -46,7 +55,13 @@ from bot.config import PROJECT_ROOT, Settings, load_settings, with_overrides
 from bot.evaluation import evaluate, gold_retrieved, load_questions
 from bot.indexing import build_indexing_pipeline
 from bot.pipeline import QueryPipeline
-from bot.stores.pgvector_store import DSN_ENV, PgvectorArticleStore, build_retrieval_pipeline, check_dsn
+from bot.stores.pgvector_store import (
+    DSN_ENV,
+    PASSAGE_COLUMNS,
+    PgvectorArticleStore,
+    build_retrieval_pipeline,
+    check_dsn,
+)
 from training.squad_data import DEFAULT_SQUAD_PATH
 from training.squad_data import load_articles as load_squad
 
@@ -75,7 +90,8 @@ def measure_pgvector(settings: Settings, dsn: str, articles: list[Article], ques
     schema = f"qabot_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute(f"CREATE SCHEMA {schema}")
-    store = PgvectorArticleStore(schema=schema).open()
+    # hnsw.ef_search as qabot opens the store (bot.stores.pgvector_indexing.open_store), not pgvector's default
+    store = PgvectorArticleStore(schema=schema, hnsw_ef_search=settings.index.hnsw_ef_search).open()
     try:
         indexing = build_indexing_pipeline(settings, progress_bar=False)
         started = time.perf_counter()
@@ -108,11 +124,55 @@ def measure_pgvector(settings: Settings, dsn: str, articles: list[Article], ques
             "retrieval p50 ms": percentile(latencies, 50),
             "retrieval p95 ms": percentile(latencies, 95),
             "recall@4 pgvector+FTS": 100 * hits / answerable,
-        }
+        } | search_latencies(settings, store, pipeline.get_component("text_embedder"), questions)
     finally:
         store.close()
         with psycopg.connect(dsn, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+# The any-word keyword query as it was before the passages' tsvectors were stored (commit a0f40e9), with the
+# same columns as the store's: ``to_tsvector`` computed for every matching row at every question.
+_PER_ROW_TSVECTOR_QUERY = """
+SELECT {columns}, ts_rank(to_tsvector({language}, content), words.query) AS score
+FROM {chunks}, (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS query
+                  FROM unnest(to_tsvector({language}, %s))) AS words
+WHERE to_tsvector({language}, content) @@ words.query ORDER BY score DESC LIMIT {top_k}
+"""
+
+
+def search_latencies(settings: Settings, store: PgvectorArticleStore, embedder, questions) -> dict[str, float]:
+    """The store's searches alone, µs per question (p50): dense through HNSW and as planned, keyword with stored
+    tsvectors and computed per row."""
+    documents = store.documents
+    dense_k, keyword_k = settings.retrieval.dense_top_k, settings.retrieval.bm25_top_k
+    searches = {
+        "dense search µs HNSW": lambda question, vector: documents._embedding_retrieval(vector, top_k=dense_k),
+        "dense search µs planned": lambda question, vector: PgvectorDocumentStore._embedding_retrieval(
+            documents, vector, top_k=dense_k
+        ),
+    }
+    if keyword_k > 0:
+        searches["keyword search µs"] = lambda question, vector: documents._keyword_retrieval(question, top_k=keyword_k)
+        per_row = SQL(_PER_ROW_TSVECTOR_QUERY).format(
+            columns=SQL(", ").join(map(Identifier, PASSAGE_COLUMNS)),
+            chunks=Identifier(documents.schema_name, documents.table_name),
+            language=SQLLiteral(documents.language),
+            top_k=SQLLiteral(keyword_k),
+        )
+        searches["keyword µs tsvector per row"] = lambda question, vector: _from_pg_to_haystack_documents(
+            documents._dict_cursor.execute(per_row, (question,)).fetchall()
+        )
+    vectors = [[float(x) for x in embedder.run(text=question.question)["embedding"]] for question in questions]
+    times: dict[str, list[float]] = {name: [] for name in searches}
+    for search in searches.values():
+        search(questions[0].question, vectors[0])  # warm-up
+    for question, vector in zip(questions, vectors, strict=True):
+        for name, search in searches.items():
+            started = time.perf_counter()
+            search(question.question, vector)
+            times[name].append((time.perf_counter() - started) * 1e6)
+    return {name: percentile(values, 50) for name, values in times.items()}
 
 
 def measure_backends(settings: Settings, dsn: str, articles: list[Article], questions) -> dict:
@@ -180,7 +240,7 @@ def main() -> None:
         if not args.no_faiss:
             row |= measure_backends(settings, dsn, articles, questions)
         rows.append(row)
-        print(json.dumps({key: round(value, 1) for key, value in row.items()}), flush=True)
+        print(json.dumps({key: round(value, 1) for key, value in row.items()}, ensure_ascii=False), flush=True)
     print(f"\n{'metric':<28}" + "".join(f"{row['chunks']:>12,} chunks" for row in rows))
     for key in rows[0]:
         if key != "chunks":

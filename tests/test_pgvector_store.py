@@ -18,6 +18,7 @@ import numpy as np
 import psycopg
 import pytest
 from haystack import Document, Pipeline
+from haystack.document_stores.errors import DocumentStoreError
 from haystack_integrations.components.retrievers.pgvector import PgvectorEmbeddingRetriever
 from haystack_integrations.document_stores.pgvector import PgvectorDocumentStore
 
@@ -158,8 +159,9 @@ def _hnsw_scans(dsn: str, schema: str) -> int:
 
 
 def test_a_search_over_the_whole_store_goes_through_the_hnsw_index(article_store: PgvectorArticleStore, pg_dsn):
-    """At this size PostgreSQL's own plan is a sequential scan computing every distance (27 ms against 1.2 ms at
-    4,679 chunks); the store makes an unfiltered search use the HNSW index, and restores the session after."""
+    """At this size PostgreSQL's own plan is a sequential scan computing every distance (what that costs at ~5,000
+    chunks: ``benchmarks/pgvector_store.py``, "dense search µs planned" against "HNSW"); the store makes an
+    unfiltered search use the HNSW index, and leaves the session's settings as they were."""
     documents = article_store.documents
     vector = np.asarray(documents.filter_documents()[0].embedding, dtype=np.float32)
     before = _hnsw_scans(pg_dsn, article_store.schema)
@@ -183,6 +185,27 @@ def test_retrieved_passages_carry_no_vectors(article_store: PgvectorArticleStore
     keyword = article_store.documents._keyword_retrieval("Ahrar al-Sham", top_k=2)
     for found in (whole, scoped, keyword):
         assert found and all(document.embedding is None and document.content for document in found)
+
+
+def test_a_failed_search_leaves_the_connection_as_it_was(article_store: PgvectorArticleStore):
+    """The index-only setting lives and dies with the search's own statement, also when PostgreSQL refuses it."""
+    documents = article_store.documents
+    vector = documents.filter_documents()[0].embedding
+    with pytest.raises(DocumentStoreError, match="LIMIT must not be negative"):
+        documents._embedding_retrieval(vector, top_k=-1)  # refused by the server, after the SET
+    assert documents._cursor.execute("SHOW enable_seqscan").fetchone()[0] == "on"
+    assert documents._connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert len(documents._embedding_retrieval(vector, top_k=2)) == 2
+
+
+def test_keyword_hits_are_the_stored_chunks_without_fetching_their_vectors(article_store: PgvectorArticleStore):
+    """Every field of the stored chunk but its vector, which the query does not even select."""
+    documents = article_store.documents
+    hits = documents._keyword_retrieval("Who backs Ahrar al-Sham?", top_k=4)
+    columns = [column.name for column in documents._dict_cursor.description]  # what crossed the wire
+    stored = {document.id: document for document in documents.filter_documents()}
+    assert len(hits) == 4 and all(hit == replace(stored[hit.id], embedding=None, score=hit.score) for hit in hits)
+    assert "embedding" not in columns and columns[-1] == "score"
 
 
 # -- writes: per article, in one transaction, with a version ------------------------------------------------

@@ -15,8 +15,9 @@ middle leaves the previous state. The connection string comes only from ``QABOT_
 
 Two fixes over the stock ``pgvector-haystack`` components (8.x):
 - its keyword retrieval uses ``plainto_tsquery``, which requires every word of the question in a passage: on
-  the article it returned nothing for 35 of 51 questions. ``AnyWordPgvectorDocumentStore`` matches passages
-  with any of the question's words and ranks them by term frequency (``ts_rank``), as BM25 does;
+  the article it returned nothing for 35 of 51 questions (tests/test_pgvector_store.py
+  ``test_keyword_side_matches_any_word`` prints it). ``AnyWordPgvectorDocumentStore`` matches passages with any
+  of the question's words and ranks them by term frequency (``ts_rank``), as BM25 does;
 - its embedding retriever fails on a numpy query vector (``if not query_embedding``), which is what our ONNX
   text embedder hands on; ``ListEmbeddingRetriever`` converts it to a list first.
 """
@@ -24,7 +25,6 @@ Two fixes over the stock ``pgvector-haystack`` components (8.x):
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -36,6 +36,7 @@ from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils.auth import Secret
 from haystack_integrations.components.retrievers.pgvector import PgvectorEmbeddingRetriever, PgvectorKeywordRetriever
 from haystack_integrations.document_stores.pgvector import PgvectorDocumentStore
+from haystack_integrations.document_stores.pgvector.converters import _from_pg_to_haystack_documents
 from haystack_integrations.document_stores.pgvector.filters import _convert_filters_to_where_clause_and_params
 from psycopg import Connection, Error, OperationalError
 from psycopg.conninfo import conninfo_to_dict
@@ -59,18 +60,34 @@ _SCHEMA_LOCK = 0x71AB07  # advisory lock: two workers starting together must not
 # Any word of the question (its lexemes: stop words dropped, stemmed as the passages are), ranked by ts_rank
 # (how often the words occur, like BM25's term frequency). ts_rank_cd, the stock choice, ranks by cover density,
 # which suits all-words queries; with any-word matching it put the gold passage outside the fused top 4 for
-# 2 of the 51 article questions, ts_rank for none (tests/test_pgvector_store.py measures it).
+# 2 of the 51 article questions, ts_rank for none (test_recall_at_4_matches_faiss_and_bm25 in
+# tests/test_pgvector_store.py prints the recall: 100.0 as it is, 96.1 with ts_rank_cd here, which fails it).
 # The passages' tsvectors are stored (``{terms}``, kept by a trigger) instead of computed per query as the stock
 # store does: an any-word query matches and ranks most rows, and recomputing to_tsvector for each of them took
-# 51 ms per question at 5,154 chunks against 2.7 ms with stored vectors, same results (measured ad hoc, under
-# load; benchmarks/pgvector_store.py shows the effect on whole retrieval).
+# 21.5 ms per question at 5,097 chunks against 2.9 ms with the stored ones, which are the same to_tsvector of the
+# same text (``benchmarks/pgvector_store.py --no-faiss`` on 2 busy cores: "keyword µs tsvector per row" against
+# "keyword search µs").
 _ANY_WORD_QUERY = """
-SELECT {table}.*, ts_rank(terms.tsv, words.query) AS score
+SELECT {columns}, ts_rank(terms.tsv, words.query) AS score
 FROM {schema}.{table} JOIN {terms} AS terms USING (id),
      (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS query
         FROM unnest(to_tsvector({language}, %s))) AS words
 WHERE terms.tsv @@ words.query
 """
+
+# What a keyword hit is read from: every column of the stock chunk table (pgvector-haystack's
+# CREATE_TABLE_STATEMENT) but ``embedding``. Nothing downstream reads a passage's vector (see
+# ``_without_vectors``), so a keyword hit does not fetch its 384 floats at all.
+PASSAGE_COLUMNS = ("id", "content", "blob_data", "blob_meta", "blob_mime_type", "meta")
+
+# Put before the stock unfiltered vector search (``AnyWordPgvectorDocumentStore._embedding_retrieval``): the
+# search's vector is an SQL literal and it has no parameters, so psycopg sends the two statements as one simple
+# Query message, which PostgreSQL runs on the store's autocommit connection as one implicit transaction. The
+# setting holds for that search alone and ends with it, failed or not: no extra round trip (a separate SET and
+# RESET were two), and nothing can leave it set on the connection for the next query (a filtered search, the
+# keyword search, the version check). A query with parameters would be refused ("cannot insert multiple
+# commands into a prepared statement"), never run without the setting.
+_INDEX_ONLY = SQL("SET LOCAL enable_seqscan = off; ")
 
 # The side table of stored tsvectors: a row per chunk, written by a trigger on the chunk table (which is the
 # Haystack store's own: a column added to it would come back in every ``SELECT *`` as a meta field), removed
@@ -149,38 +166,39 @@ class AnyWordPgvectorDocumentStore(PgvectorDocumentStore):
         """The stock search, through the HNSW index whenever the search is over the whole store.
 
         Why: PostgreSQL prices an HNSW scan by ``hnsw.ef_search``; with ours (64) the index looks dearer than a
-        sequential scan + sort up to several thousand chunks, and that plan computes every distance: 27 ms
-        against 1.2 ms per question at 4,679 chunks (EXPLAIN ANALYZE, 2 cores). A search with filters (a chat's
-        own articles) keeps the planner's choice: HNSW first and the filter after could return fewer than
-        ``top_k`` passages of the scope, where a sequential scan is exact.
+        sequential scan + sort up to several thousand chunks, and that plan computes every distance: 21.1 ms
+        against 2.4 ms per search at 5,097 chunks (``benchmarks/pgvector_store.py --no-faiss`` on 2 busy cores:
+        "dense search µs planned" against "HNSW"). The setting is ``_INDEX_ONLY``, sent with the search itself.
+        A search with filters (a chat's own articles) keeps the planner's choice: HNSW first and the filter
+        after could return fewer than ``top_k`` passages of the scope, where a sequential scan is exact.
         """
-        search = functools.partial(
-            super()._embedding_retrieval, query_embedding, top_k=top_k, vector_function=vector_function
-        )
         if filters:
-            return _without_vectors(search(filters=filters))
-        self._ensure_db_setup()
-        assert self._cursor is not None
-        self._execute_sql(
-            cursor=self._cursor, sql_query=SQL("SET enable_seqscan = off"), error_msg="Could not prepare the search."
+            return _without_vectors(
+                super()._embedding_retrieval(
+                    query_embedding, filters=filters, top_k=top_k, vector_function=vector_function
+                )
+            )
+        search, params = self._check_and_build_embedding_retrieval_query(
+            query_embedding=query_embedding, vector_function=vector_function, top_k=top_k
         )
-        try:
-            return _without_vectors(search())
-        finally:
-            # a lost connection: the search's own error says so, and a new connection starts clean
-            with contextlib.suppress(Error):
-                self._cursor.execute("RESET enable_seqscan")
-
-    def _keyword_retrieval(
-        self, query: str, *, filters: dict[str, Any] | None = None, top_k: int = 10
-    ) -> list[Document]:
-        return _without_vectors(super()._keyword_retrieval(query, filters=filters, top_k=top_k))
+        self._ensure_db_setup()
+        assert self._dict_cursor is not None
+        found = self._execute_sql(
+            cursor=self._dict_cursor,
+            sql_query=_INDEX_ONLY + search,
+            params=params,
+            error_msg="Could not retrieve documents from PgvectorDocumentStore.",
+        )
+        found.nextset()  # past the SET's empty result to the search's rows
+        return _without_vectors(_from_pg_to_haystack_documents(found.fetchall()))
 
     def _build_keyword_retrieval_query(
         self, query: str, top_k: int, filters: dict[str, Any] | None = None
     ) -> tuple[Composed, tuple]:
-        """The stock method's contract (the caller passes ``(query, *params)``), with any-word matching."""
+        """The stock method's contract (the caller passes ``(query, *params)``), with any-word matching and
+        without the vector column."""
         select = SQL(_ANY_WORD_QUERY).format(
+            columns=SQL(", ").join(Identifier(self.table_name, column) for column in PASSAGE_COLUMNS),
             schema=Identifier(self.schema_name),
             table=Identifier(self.table_name),
             terms=Identifier(self.schema_name, f"{self.table_name}_terms"),
@@ -205,9 +223,10 @@ def _reading() -> Iterator[None]:
 
 
 def _without_vectors(documents: list[Document]) -> list[Document]:
-    """Retrieved passages without their 384 floats, as the FAISS side returns them: nothing downstream reads a
-    passage's vector, and Haystack's pipeline deep-copies every passage between components (a cProfile of 30
-    questions at 4,679 chunks: ~6 ms a question spent copying the vectors)."""
+    """Dense hits without their 384 floats, as the FAISS side returns passages (the stock dense query selects
+    every column; keyword hits never fetch theirs, see ``PASSAGE_COLUMNS``): nothing downstream reads a passage's
+    vector, and Haystack's pipeline deep-copies every passage it hands to a component (a copy of 4 passages:
+    708 µs with their vectors, 160 µs without; ``benchmarks/hot_path_effects.py`` part 4, on 2 busy cores)."""
     return [replace(document, embedding=None) for document in documents]
 
 
@@ -511,4 +530,3 @@ class PgvectorIndex:
 
     def retrieval_pipeline(self, settings: Settings, text_embedder: Any) -> tuple[Pipeline, str]:
         return build_retrieval_pipeline(settings, self.store, text_embedder)
-
