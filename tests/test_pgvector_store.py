@@ -198,6 +198,26 @@ def test_a_failed_search_leaves_the_connection_as_it_was(article_store: Pgvector
     assert len(documents._embedding_retrieval(vector, top_k=2)) == 2
 
 
+def test_a_reconnected_store_searches_with_our_ef_search(pg_dsn: str, monkeypatch: pytest.MonkeyPatch):
+    """The store's ``hnsw.ef_search`` holds on every connection: when the server drops the store's connection,
+    the next call reconnects, and searches run with our setting, not pgvector's default of 40."""
+    monkeypatch.setenv(DSN_ENV, pg_dsn)
+    schema = _new_schema(pg_dsn)
+    opened = PgvectorArticleStore(schema=schema, hnsw_ef_search=64).open()
+    try:
+        documents = opened.documents
+        assert documents._cursor.execute("SHOW hnsw.ef_search").fetchone()[0] == "64"
+        backend = documents._connection.info.backend_pid
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        assert documents.filter_documents() == []  # reconnects: the old connection is gone
+        assert documents._connection.info.backend_pid != backend
+        assert documents._cursor.execute("SHOW hnsw.ef_search").fetchone()[0] == "64"
+    finally:
+        opened.close()
+        _drop_schema(pg_dsn, schema)
+
+
 def test_keyword_hits_are_the_stored_chunks_without_fetching_their_vectors(article_store: PgvectorArticleStore):
     """Every field of the stored chunk but its vector, which the query does not even select."""
     documents = article_store.documents

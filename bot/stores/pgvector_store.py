@@ -129,11 +129,13 @@ def check_dsn(environ: Mapping[str, str]) -> str:
     return dsn
 
 
-def connect(environ: Mapping[str, str], autocommit: bool = False) -> Connection:
-    """A connection to the server ``QABOT_PG_DSN`` names, with a timeout; failures are one clear error."""
+def connect(environ: Mapping[str, str], autocommit: bool = False, options: str | None = None) -> Connection:
+    """A connection to the server ``QABOT_PG_DSN`` names, with a timeout; failures are one clear error.
+    ``options``: server settings for the whole session (libpq's ``options``, e.g. ``-c hnsw.ef_search=64``)."""
     dsn = check_dsn(environ)
+    extra = {"options": options} if options else {}
     try:
-        return Connection.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=autocommit)
+        return Connection.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=autocommit, **extra)
     except OperationalError as error:
         raise StoreUnavailableError(f"cannot connect to PostgreSQL ({_where(dsn)}): {reason(error)}") from None
 
@@ -143,7 +145,10 @@ class AnyWordPgvectorDocumentStore(PgvectorDocumentStore):
     errors are one clear ``StoreUnavailableError`` (with a connect timeout instead of a hang)."""
 
     def _create_connection(self) -> Connection:
-        return connect({DSN_ENV: self.connection_string.resolve_value() or ""})
+        """Every connection, a reconnection too, starts with our ``hnsw.ef_search``: the stock store sets it once,
+        on the first connection, so after a dropped connection searches ran with pgvector's default (40)."""
+        options = f"-c hnsw.ef_search={int(self.hnsw_ef_search)}" if self.hnsw_ef_search else None
+        return connect({DSN_ENV: self.connection_string.resolve_value() or ""}, options=options)
 
     def _handle_hnsw(self) -> None:
         """Create the HNSW index only when it is missing (the stock method warns on every open otherwise)."""
