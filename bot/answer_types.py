@@ -18,29 +18,37 @@ from __future__ import annotations
 
 import re
 
-_NUMBER = (
-    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
-    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundreds?|thousands?|"
-    r"millions?|billions?|trillions?|dozens?|scores?|zero|half|quarter|single|double|triple|twice|once|thrice|"
-    r"first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|percent|per\s*cent|"
-    # vague quantifiers: an answer to "how many?" need not be a number
-    r"several|few|many|much|more|less|fewer|most|least|lots?|plenty|little|handful|numerous|countless|"
-    r"innumerable|some|any|none|no|nothing|all|every|enough|sufficient|insufficient|majority|minority|"
-    r"limited|minimal|negligible|modest|moderate|considerable|substantial|significant|heavy|light|large|small|"
-    r"huge|vast|high|low|free)\b"
+# Words are matched whole, not inside a hyphenated word ("much-needed"). Digits and number words in any case;
+# vague quantities in lower case only, so that a name ("the Free Syrian Army") is not taken for a quantity.
+_NUMBER = re.compile(
+    r"\d|(?<![\w-])(?i:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundreds?|"
+    r"thousands?|millions?|billions?|trillions?|dozens?|scores?|zero|half|quarter|single|double|triple|twice|once|"
+    r"thrice|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|percent|per\s*cent)(?![\w-])"
 )
-_DURATION = r"\b(?:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|decades?|centur(?:y|ies)|millenni(?:um|a)|generations?|lifetime|forever|long|short|briefly|overnight)\b"  # noqa: E501
-_DISTANCE = r"\b(?:miles?|kilomet(?:er|re)s?|km|met(?:er|re)s?|feet|foot|yards?|inches|leagues?|near|nearby|close|far|adjacent|border(?:s|ing)?)\b"  # noqa: E501
+_VAGUE_QUANTITY = re.compile(
+    r"(?<![\w-])(?:several|few|many|much|more|less|fewer|most|least|lots?|plenty|little|handful|numerous|countless|"
+    r"innumerable|some|any|none|no|nothing|all|every|both|couple|pair|enough|sufficient|insufficient|majority|"
+    r"minority|limited|minimal|negligible|modest|moderate|considerable|substantial|significant|heavy|large|small|"
+    r"huge|vast|decades|years|centuries)(?![\w-])"
+)
+_DURATION = re.compile(
+    r"(?<![\w-])(?i:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|decades?|centur(?:y|ies)|"
+    r"millenni(?:um|a)|generations?|lifetime|forever|long|short|briefly|overnight|since|until|till)(?![\w-])"
+)
+_DISTANCE = re.compile(
+    r"(?<![\w-])(?i:miles?|kilomet(?:er|re)s?|km|met(?:er|re)s?|feet|foot|yards?|inches|leagues?|near|nearby|"
+    r"close|far|adjacent|border(?:s|ing)?)(?![\w-])"
+)
+_QUANTITY = (_NUMBER, _VAGUE_QUANTITY)
 
-# (what the question says, the shapes any one of which the answer must have)
-_EXPECTED: tuple[tuple[re.Pattern[str], tuple[re.Pattern[str], ...]], ...] = tuple(
-    (re.compile(question, re.IGNORECASE), tuple(re.compile(shape, re.IGNORECASE) for shape in shapes))
-    for question, shapes in (
-        (r"\bhow (?:many|much)\b", (_NUMBER,)),
-        (r"\bhow far\b", (_NUMBER, _DISTANCE)),
-        (r"\bhow long\b", (_NUMBER, _DURATION, _DISTANCE)),
-        (r"\b(?:what|which) year\b(?! of age)", (r"\d",)),
-    )
+# (what the question says, the shapes any one of which the answer must have), first match wins: "how much
+# longer" asks for a duration, not an amount.
+_EXPECTED: tuple[tuple[re.Pattern[str], tuple[re.Pattern[str], ...]], ...] = (
+    (re.compile(r"\bhow (?:much )?longer\b|\bhow long\b", re.IGNORECASE), (*_QUANTITY, _DURATION, _DISTANCE)),
+    (re.compile(r"\bhow (?:much )?(?:further|farther)\b|\bhow far\b", re.IGNORECASE), (*_QUANTITY, _DISTANCE)),
+    (re.compile(r"\bhow (?:many|much)\b", re.IGNORECASE), _QUANTITY),
+    (re.compile(r"\b(?:what|which) year\b(?! of age)", re.IGNORECASE), (re.compile(r"\d"),)),
 )
 
 

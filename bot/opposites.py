@@ -1,15 +1,17 @@
 """Words of a question that have an opposite ("largest"/"smallest", "northern"/"southern", "first"/"last").
 
 One rule for two callers. ``training.hard_negatives`` swaps such a word for its opposite to make an
-unanswerable question (SQuAD 2.0's most common kind); the answer verifier (``bot.verifier``) checks whether the
+unanswerable question (one of SQuAD 2.0's most common kinds); the answer verifier (``bot.verifier``) checks whether the
 answer's sentence says the opposite of what was asked ("Which group captured the supply line from the
 *north*?" answered from a sentence about the supply line from the *south*). Word overlap alone cannot see
 that: every other word of the question is in the sentence.
 
 Only pairs where a text that holds one word and not the other does not answer a question about the other: no
 comparatives or win/lose ("Who lost?" is answered by "X defeated Y"). A capitalised word after the first is
-part of a name ("West Virginia", "Major League"), "most"/"least" count only after "the" ("the most popular";
-"most people" has no opposite), and an alternative question ("Is it more or less ...?") asks for both sides.
+part of a name ("West Virginia", "Middle East"), "most/least/first/last" count only after "the" ("the most
+popular", "the first king"; not "most people", "at least", "last week" or "how long did it last?"), and an
+alternative question ("Is it more or less ...?") asks for both sides. The question and the sentence are read by
+the same rules.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Iterator
 
 _PAIRS = (
     ("largest", "smallest"), ("biggest", "smallest"), ("highest", "lowest"), ("longest", "shortest"),
-    ("oldest", "newest"), ("earliest", "latest"), ("first", "last"), ("maximum", "minimum"),
+    ("oldest", "newest"), ("earliest", "latest"), ("maximum", "minimum"),
     ("north", "south"), ("east", "west"), ("northern", "southern"), ("eastern", "western"),
     ("northernmost", "southernmost"), ("easternmost", "westernmost"), ("upper", "lower"), ("inner", "outer"),
     ("internal", "external"), ("major", "minor"), ("public", "private"), ("male", "female"), ("best", "worst"),
@@ -32,28 +34,35 @@ OPPOSITES: dict[str, str] = {}
 for _one, _other in _PAIRS:
     OPPOSITES.setdefault(_one, _other)
     OPPOSITES.setdefault(_other, _one)
-_MOST_LEAST = {"most": "least", "least": "most"}
-_THE_MOST = re.compile(r"\bthe (most|least)\b", re.IGNORECASE)
+# Words that have an opposite only after "the": "the most popular", "the first king"; not "most people", "at
+# least", "last week", "How long did it last?".
+_AFTER_THE = {"most": "least", "least": "most", "first": "last", "last": "first"}
+_THE_WORD = re.compile(r"\b[Tt]he (most|least|first|last)\b")
 _ALTERNATIVE = re.compile(r"\bor\b", re.IGNORECASE)
 WORD = re.compile(r"[A-Za-z]+")
 
 
-def asked_opposites(question: str) -> Iterator[tuple[re.Match[str], str]]:
-    """(the word's match in ``question``, its opposite in lower case), in the question's order, then "the
-    most"/"the least"; nothing for an alternative question."""
-    if _ALTERNATIVE.search(question):
-        return
-    for position, match in enumerate(WORD.finditer(question)):
+def _terms(text: str) -> Iterator[tuple[re.Match[str], str]]:
+    """(a word's match in ``text``, its opposite in lower case) for the words that count: a pair word that is
+    not part of a name (capitalised after the text's first word), then "the most/least/first/last"."""
+    for position, match in enumerate(WORD.finditer(text)):
         word = match.group()
         if position and word[0].isupper():
             continue
         opposite = OPPOSITES.get(word.casefold())
         if opposite is not None:
             yield match, opposite
-    for match in _THE_MOST.finditer(question):
-        word = WORD.match(question, match.start(1))  # "most"/"least" alone, at its place in the question
+    for match in _THE_WORD.finditer(text):
+        word = WORD.match(text, match.start(1))  # the word alone, at its place in the text
         if word is not None:
-            yield word, _MOST_LEAST[word.group().casefold()]
+            yield word, _AFTER_THE[word.group()]
+
+
+def asked_opposites(question: str) -> Iterator[tuple[re.Match[str], str]]:
+    """(the word's match in ``question``, its opposite in lower case), in the question's order, then those after
+    "the"; nothing for an alternative question."""
+    if not _ALTERNATIVE.search(question):
+        yield from _terms(question)
 
 
 def words_of(text: str) -> set[str]:
@@ -62,9 +71,13 @@ def words_of(text: str) -> set[str]:
 
 
 def says_the_opposite(question: str, sentence: str) -> bool:
-    """Does ``sentence`` hold the opposite of a word the question asks about, and not that word itself?"""
-    in_sentence = words_of(sentence)
+    """Does ``sentence`` hold the opposite of a word the question asks about (by the same rules: not in a name,
+    "last" only as "the last"), and not that word itself in any form?"""
+    in_sentence = {match.group().casefold() for match, _ in _terms(sentence)}
+    if not in_sentence:
+        return False
+    every_word = words_of(sentence)
     return any(
-        opposite in in_sentence and match.group().casefold() not in in_sentence
+        opposite in in_sentence and match.group().casefold() not in every_word
         for match, opposite in asked_opposites(question)
     )

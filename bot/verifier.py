@@ -8,8 +8,9 @@ served confidence is a small logistic regression over the reader's score and a f
 fitted on what ``QAService`` serves for held-out SQuAD (answerable questions plus on-topic unanswerable ones,
 ``training/fit_verifier.py``), and stored as a tiny JSON file beside the reader (``verifier.json``). One
 feature is not about missing words: a question that asks about the *north* answered from a sentence about the
-*south* covers every word but one (``bot.opposites``); before that feature the verifier refused 7 % of such
-questions (SQuAD 2.0's most common unanswerable kind), the reader alone 3 %.
+*south* covers every word but one (``bot.opposites``; antonym-swapped questions are one of SQuAD 2.0's most
+common unanswerable kinds, and the reader alone answers nearly all of them: ``training/evaluate_reader.py
+--hard-negatives`` reports it by kind).
 
 Why not a second model (a cross-encoder verifier): on 2 shared cores every extra forward pass costs the
 answer time the speed work bought; these features cost microseconds. Words are compared by a crude stem

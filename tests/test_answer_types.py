@@ -25,6 +25,12 @@ from bot.answer_types import fits_the_question
         ("In what year did the war begin?", "Turkey", False),
         ("By what year of age does the brain reach 90% of its size?", "six years of age", True),
         ("When did the war begin?", "after the protests", True),  # "when" is left alone
+        ("How many groups took part?", "the Free Syrian Army", False),  # a name is no quantity
+        ("How much aid arrived?", "much-needed food", False),
+        ("How many groups took part?", "both", True),
+        ("How much longer will the siege last?", "weeks", True),  # a duration, not an amount
+        ("How long did the siege hold?", "until the rebels broke it", True),
+        ("How much further is Idlib?", "near the border", True),
         ("Who backs Ahrar al-Sham?", "Turkey, Saudi Arabia, and Qatar", True),
     ],
 )

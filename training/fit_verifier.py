@@ -36,6 +36,7 @@ from tqdm import tqdm
 from bot.answer_types import fits_the_question
 from bot.config import load_settings, with_overrides
 from bot.evaluation import auroc, expected_calibration_error
+from bot.opposites import says_the_opposite, words_of
 from bot.squad_metrics import best_over_golds, token_f1
 from bot.verifier import FEATURES, AnswerVerifier, fit_logistic, span_features
 from training.hard_negatives import antonym_question, contains_any, perturb_question, remove_answer_sentences
@@ -80,7 +81,7 @@ def build_mix(
                 if swap is not None:
                     swapped.append({"question": swap[0], "golds": [], "kind": "perturbed"})
                 turned = antonym_question(example)
-                if turned is not None and turned[2].casefold() not in text.casefold():
+                if turned is not None and turned[2].casefold() not in words_of(text):
                     opposite.append({"question": turned[0], "golds": [], "kind": "antonym"})
         for title in off_corpus:
             outside += [{"question": ex.question, "golds": [], "kind": "off_corpus"} for ex in by_title[title]]
@@ -270,6 +271,11 @@ def main(
             f"verifier choosing the span, at {threshold} (not served)": report(
                 reranked_rows, reranked_scores, threshold
             ),
+        }
+        opposite = [r for r in chosen if r["inputs"] and says_the_opposite(r["question"], r["inputs"]["sentence"])]
+        results[half]["answer sentence says the opposite (feature fired), by kind"] = {
+            kind: f"{sum(r['kind'] == kind for r in opposite)} of {sum(r['kind'] == kind for r in chosen)}"
+            for kind in sorted({r["kind"] for r in chosen})
         }
         shape_misses = [r for r in chosen if r["inputs"] and not fits_the_question(r["question"], r["text"] or "")]
         results[half]["answers without the shape asked for (bot.answer_types, scored 0)"] = {

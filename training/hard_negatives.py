@@ -11,10 +11,10 @@ paragraph that lacks the answer and answered such questions confidently. Five ge
   from the same article, which the paragraph does not contain, while the original does occur in it (the
   paragraph now talks about something else: "When did X happen in 1850?" over a paragraph about 1848);
 * ``antonym`` — a word of the question swapped for its opposite ("largest" → "smallest", "northern" →
-  "southern", "first" → "last"; the pairs and their limits are ``bot.opposites``), which the paragraph does
-  not contain while the original does (SQuAD 2.0's most common kind of unanswerable question). Negation is not
-  generated: "Who did not sign?" is often answered by the same paragraph (the one country that stayed out), so
-  it is not "natural" in the issue's sense;
+  "southern", "the first" → "the last"; the pairs and their limits are ``bot.opposites``), which the paragraph
+  does not contain while the original does (one of SQuAD 2.0's most common kinds of unanswerable question).
+  Negation is not generated: "Who did not sign?" is often answered by the same paragraph (the one country
+  that stayed out), so it is not "natural" in the issue's sense;
 * ``other_article`` — the easy negatives of ``training.squad_data.make_negatives``, kept so that off-topic
   questions stay refused.
 
