@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import re
 
-# Words are matched whole, not inside a hyphenated word ("much-needed"). Digits and number words in any case;
-# vague quantities in lower case only, so that a name ("the Free Syrian Army") is not taken for a quantity.
+# Digits and number words in any case and form ("Twenty-two", "four-year"). Vague quantities as whole words
+# in lower case (the answer's first letter lowered), not inside a hyphenated word ("much-needed"), so that a
+# name ("the Free Syrian Army") is not taken for a quantity.
 _NUMBER = re.compile(
-    r"\d|(?<![\w-])(?i:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"\d|\b(?i:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
     r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundreds?|"
     r"thousands?|millions?|billions?|trillions?|dozens?|scores?|zero|half|quarter|single|double|triple|twice|once|"
-    r"thrice|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|percent|per\s*cent)(?![\w-])"
+    r"thrice|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|percent|per\s*cent)\b"
 )
 _VAGUE_QUANTITY = re.compile(
     r"(?<![\w-])(?:several|few|many|much|more|less|fewer|most|least|lots?|plenty|little|handful|numerous|countless|"
@@ -54,6 +55,7 @@ _EXPECTED: tuple[tuple[re.Pattern[str], tuple[re.Pattern[str], ...]], ...] = (
 
 def fits_the_question(question: str, answer: str) -> bool:
     """False when the question asks for a quantity, distance, duration or year and ``answer`` has none."""
+    answer = answer[:1].lower() + answer[1:]  # "Many" opens a span as "many" does
     for asks, shapes in _EXPECTED:
         if asks.search(question):
             return any(shape.search(answer) for shape in shapes)

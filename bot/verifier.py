@@ -147,9 +147,13 @@ class AnswerVerifier:
     def from_file(cls, path: Path) -> AnswerVerifier:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if tuple(data["features"]) != FEATURES:
+            fitted = tuple(data["features"])
+            if fitted != FEATURES[: len(fitted)] or not fitted or len(data["weights"]) != len(fitted):
                 raise ValueError(f"fitted for features {data['features']}, this qabot computes {list(FEATURES)}")
-            weights = np.array([float(w) for w in data["weights"]], dtype=np.float64)
+            # A file fitted before later features were added weighs them 0: it scores as it did when it was fitted
+            # (``fit_verifier --baseline`` compares an older verifier on today's rows this way).
+            weights = np.zeros(len(FEATURES), dtype=np.float64)
+            weights[: len(fitted)] = [float(w) for w in data["weights"]]
             return cls(weights=weights, bias=float(data["bias"]), threshold=float(data["threshold"]))
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ModelLoadError(f"reader.verifier: cannot read {path}: {error}") from error

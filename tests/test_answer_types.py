@@ -28,6 +28,9 @@ from bot.answer_types import fits_the_question
         ("How many groups took part?", "the Free Syrian Army", False),  # a name is no quantity
         ("How much aid arrived?", "much-needed food", False),
         ("How many groups took part?", "both", True),
+        ("How many cabinet members does it approve?", "twenty-two", True),
+        ("How long are the council terms?", "four-year", True),
+        ("How many liters of beer are sold?", "Many", True),
         ("How much longer will the siege last?", "weeks", True),  # a duration, not an amount
         ("How long did the siege hold?", "until the rebels broke it", True),
         ("How much further is Idlib?", "near the border", True),

@@ -49,6 +49,20 @@ def test_verifier_file_must_match_the_features(tmp_path: Path):
         AnswerVerifier.from_file(path)
 
 
+def test_a_verifier_fitted_before_later_features_scores_as_it_did(tmp_path: Path):
+    """An older verifier.json (fewer features, all of them a prefix of ours) weighs the later ones 0."""
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({"features": list(FEATURES[:-1]), "weights": [0.5] * (len(FEATURES) - 1),
+                                 "bias": -1.0, "threshold": 0.05}))  # fmt: skip
+    verifier = AnswerVerifier.from_file(older)
+    assert verifier.weights.tolist() == [0.5] * (len(FEATURES) - 1) + [0.0]
+    reordered = tmp_path / "reordered.json"
+    reordered.write_text(json.dumps({"features": list(FEATURES[1::-1]), "weights": [1.0, 1.0], "bias": 0.0,
+                                     "threshold": 0.05}))  # fmt: skip
+    with pytest.raises(ModelLoadError, match="fitted for features"):
+        AnswerVerifier.from_file(reordered)
+
+
 def test_config_switch(service_settings, tmp_path: Path):
     """reader.verifier null serves the reader's own score; a missing file is a clear load error."""
     assert reader_verifier(service_settings) is not None
