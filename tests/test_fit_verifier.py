@@ -1,13 +1,13 @@
 """training/fit_verifier.py: the served-metrics report and the fixed threshold rule, on rows known by hand."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from bot.config import PROJECT_ROOT
 from bot.verifier import AnswerVerifier
 from training.fit_verifier import build_mix, choose_threshold, main, report, verifier_scores
 from training.squad_data import DEFAULT_SQUAD_PATH
@@ -68,7 +68,7 @@ def test_baseline_is_reported_on_the_same_rows(tmp_path):
             rows.append(_served_row(half, False, 0.35 + 0.07 * i, "destroyed"))
         rows.append({**_served_row(half, False, 0.0, "owns"), "inputs": None, "text": None})
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    shipped = Path("models/reader/verifier.json")
+    shipped = PROJECT_ROOT / "models" / "reader" / "verifier.json"
     out = tmp_path / "verifier.json"
     app = typer.Typer()
     app.command()(main)
