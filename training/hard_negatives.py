@@ -145,14 +145,11 @@ def remove_answer_sentences(example: QAExample) -> str | None:
 
 
 def answer_removed(examples: list[QAExample], count: int, rng: random.Random) -> list[QAExample]:
-    made = []
-    for source in rng.sample(examples, len(examples)):
-        if len(made) >= count:
-            break
+    def cut(source: QAExample) -> QAExample | None:
         remaining = remove_answer_sentences(source)
-        if remaining is not None:
-            made.append(_negative(source, "cut", remaining))
-    return made
+        return None if remaining is None else _negative(source, "cut", remaining)
+
+    return _drawn(examples, count, rng, cut)
 
 
 def _candidates(text: str) -> dict[str, set[str]]:
@@ -195,16 +192,12 @@ def perturb_question(example: QAExample, article_text: str, rng: random.Random) 
 
 def perturbed(examples: list[QAExample], count: int, rng: random.Random) -> list[QAExample]:
     article_texts = {title: "\n".join(paragraphs) for title, paragraphs in _by_article(examples).items()}
-    made = []
-    for source in rng.sample(examples, len(examples)):
-        if len(made) >= count:
-            break
+
+    def swapped(source: QAExample) -> QAExample | None:
         swap = perturb_question(source, article_texts[source.title], rng)
-        if swap is not None:
-            made.append(
-                QAExample(f"{source.qid}__swap", source.title, swap[0], source.context, answers=(), answer_start=None)
-            )
-    return made
+        return None if swap is None else _asked_instead(source, "swap", swap[0])
+
+    return _drawn(examples, count, rng, swapped)
 
 
 def antonym_question(example: QAExample) -> tuple[str, str, str] | None:
@@ -224,18 +217,11 @@ def antonym_question(example: QAExample) -> tuple[str, str, str] | None:
 
 
 def antonym(examples: list[QAExample], count: int, rng: random.Random) -> list[QAExample]:
-    made = []
-    for source in rng.sample(examples, len(examples)):
-        if len(made) >= count:
-            break
+    def turned(source: QAExample) -> QAExample | None:
         swap = antonym_question(source)
-        if swap is not None:
-            made.append(
-                QAExample(
-                    f"{source.qid}__antonym", source.title, swap[0], source.context, answers=(), answer_start=None
-                )
-            )
-    return made
+        return None if swap is None else _asked_instead(source, "antonym", swap[0])
+
+    return _drawn(examples, count, rng, turned)
 
 
 def other_article(examples: list[QAExample], count: int, rng: random.Random) -> list[QAExample]:
@@ -267,5 +253,25 @@ def build_hard_negatives(
     return made[:count]
 
 
+def _drawn(
+    examples: list[QAExample], count: int, rng: random.Random, make: Callable[[QAExample], QAExample | None]
+) -> list[QAExample]:
+    """Up to ``count`` negatives made from the examples in a seeded random order (``make``: None to skip one)."""
+    made = []
+    for source in rng.sample(examples, len(examples)):
+        if len(made) >= count:
+            break
+        negative = make(source)
+        if negative is not None:
+            made.append(negative)
+    return made
+
+
 def _negative(source: QAExample, tag: str, context: str) -> QAExample:
+    """The same question over another text that does not answer it."""
     return QAExample(f"{source.qid}__{tag}", source.title, source.question, context, answers=(), answer_start=None)
+
+
+def _asked_instead(source: QAExample, tag: str, question: str) -> QAExample:
+    """Another question over the same paragraph, which does not answer it."""
+    return QAExample(f"{source.qid}__{tag}", source.title, question, source.context, answers=(), answer_start=None)
