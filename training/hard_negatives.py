@@ -121,14 +121,12 @@ def _by_article(examples: list[QAExample]) -> dict[str, list[str]]:
 def same_article(examples: list[QAExample], count: int, rng: random.Random) -> list[QAExample]:
     """Questions paired with another paragraph of their own article that holds no gold answer string."""
     paragraphs = _by_article(examples)
-    made = []
-    for source in rng.sample(examples, len(examples)):
-        if len(made) >= count:
-            break
+
+    def elsewhere(source: QAExample) -> QAExample | None:
         others = [p for p in paragraphs[source.title] if p != source.context and not contains_any(p, source.answers)]
-        if others:
-            made.append(_negative(source, "same", rng.choice(others)))
-    return made
+        return _negative(source, "same", rng.choice(others)) if others else None
+
+    return _drawn(examples, count, rng, elsewhere)
 
 
 def remove_answer_sentences(example: QAExample) -> str | None:
