@@ -275,14 +275,18 @@ class QAService:
         spans = self._verified(question, _distinct_spans(extracted, self.settings.reader.max_answer_chars))
         threshold = self.no_answer_threshold if threshold is None else threshold
         if not spans or spans[0].score < threshold:
-            best = spans[0].score if spans else 0.0
-            return Answer(question=question, text=None, score=1.0 - best)
+            # P(the article does not say it) ≈ 1 − P(its likeliest span is right): the likeliest of all, not only the
+            # reader's first, which the answer-shape rule may have scored 0 (that span is wrong, the article may
+            # still say it elsewhere)
+            return Answer(question=question, text=None, score=1.0 - max((span.score for span in spans), default=0.0))
         best, *rest = spans
         alternatives = []
         seen = {_normal(best.data or "")}
         for span in rest:
-            if len(alternatives) >= self.settings.answers.alternatives or span.score < MIN_ALTERNATIVE_SCORE:
+            if len(alternatives) >= self.settings.answers.alternatives:
                 break
+            if span.score < MIN_ALTERNATIVE_SCORE:
+                continue  # in the reader's order, not the verifier's: a later span may still score enough
             text = _normal(span.data or "")
             if any(text in other or other in text for other in seen):
                 continue  # a fragment or an extension of an answer already shown

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from haystack import Document, ExtractedAnswer
 
 from bot.answering import QAService
 from bot.config import with_overrides
@@ -108,3 +109,35 @@ def test_served_answer_without_the_shape_asked_for_is_refused(qa_service: QAServ
     assert not fuel.answered, fuel
     territory = qa_service.answer("How much territory does Alabdallah estimate the opposition recaptured?")
     assert territory.answered and "35" in (territory.text or "")
+
+
+def _spans_over(text: str, scored: list[tuple[str, float]]) -> list[ExtractedAnswer]:
+    """Reader spans over one chunk of text, with the reader scores given (best first)."""
+    document = Document(content=text, meta={"article_id": "a", "title": "T", "start": 0, "sentence_starts": [0],
+                                            "sentence_ends": [len(text)]})  # fmt: skip
+    spans = []
+    for data, score in scored:
+        start = text.index(data)
+        offset = ExtractedAnswer.Span(start, start + len(data))
+        spans.append(ExtractedAnswer(query="q", score=score, data=data, document=document, document_offset=offset))
+    return spans
+
+
+TEXT = "The opposition recaptured 35 square kilometers, and food reached 40,000 people in the east."
+QUESTION = "How many square kilometers did the opposition recapture?"
+
+
+def test_a_refusal_is_as_sure_as_the_likeliest_span_allows(qa_service: QAService):
+    """The reader's first span, "food", has no quantity: refused (P(right) 0). The refusal's certainty is not
+    1 − 0: another span, "35 square kilometers", is likely right, so the article may well say it."""
+    refusal = qa_service._to_answer(QUESTION, _spans_over(TEXT, [("food", 0.95), ("35 square kilometers", 0.9)]))
+    assert not refusal.answered
+    assert refusal.score < 0.5
+
+
+def test_alternatives_are_not_cut_short_by_a_span_the_verifier_rejects(qa_service: QAService):
+    """Spans come in the reader's order; one the verifier scores 0 in the middle does not hide those after it."""
+    spans = _spans_over(TEXT, [("35 square kilometers", 0.95), ("food", 0.9), ("40,000 people", 0.85)])
+    answer = qa_service._to_answer(QUESTION, spans)
+    assert answer.text == "35 square kilometers"
+    assert [alternative.text for alternative in answer.alternatives] == ["40,000 people"]
