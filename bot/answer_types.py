@@ -31,31 +31,37 @@ _VAGUE_QUANTITY = re.compile(
     r"(?<![\w-])(?:several|few|many|much|more|less|fewer|most|least|lots?|plenty|little|handful|numerous|countless|"
     r"innumerable|some|any|none|no|nothing|all|every|both|couple|pair|enough|sufficient|insufficient|majority|"
     r"minority|limited|minimal|negligible|modest|moderate|considerable|substantial|significant|heavy|large|small|"
-    r"huge|vast|decades|years|centuries)(?![\w-])"
+    r"huge|vast|decades|years|centuries|double[ds]?|tripled?|quadrupled?|halved|multiple|multiplied|"
+    r"increased?|decreased?|number|fraction|variety|enormous|tiny|never)(?![\w-])"
 )
+# Durations and lengths as plain words, hyphenated forms included ("a months-long siege", "a mile-long convoy").
 _DURATION = re.compile(
-    r"(?<![\w-])(?i:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|decades?|centur(?:y|ies)|"
-    r"millenni(?:um|a)|generations?|lifetime|forever|long|short|briefly|overnight|since|until|till)(?![\w-])"
-)
-_DISTANCE = re.compile(
-    r"(?<![\w-])(?i:miles?|kilomet(?:er|re)s?|km|met(?:er|re)s?|feet|foot|yards?|inches|leagues?|near|nearby|"
-    r"close|far|adjacent|border(?:s|ing)?)(?![\w-])"
+    r"\b(?i:seconds?|minutes?|hours?|days?|nights?|weeks?|fortnights?|months?|years?|decades?|centur(?:y|ies)|"
+    r"millenni(?:um|a)|generations?|lifetimes?|life|forever|long|short|briefly|overnight|since|until|till|through|"
+    r"throughout|during|temporar(?:y|ily)|permanent(?:ly)?|indefinite(?:ly)?|ever|always|never|ago|"
+    r"miles?|kilomet(?:er|re)s?|km|met(?:er|re)s?|feet|foot|yards?|inches|length|tall|wide|deep)\b"
 )
 _QUANTITY = (_NUMBER, _VAGUE_QUANTITY)
 
+def _asking(words: str) -> re.Pattern[str]:
+    """The question asks this itself, within its first four words ("In how many …", "By how much …"), not in a
+    clause about something else ("… affects how much electricity an area uses?")."""
+    return re.compile(rf"^\W*(?:\w+\W+){{0,3}}?(?:{words})\b", re.IGNORECASE)
+
+
 # (what the question says, the shapes any one of which the answer must have), first match wins: "how much
-# longer" asks for a duration, not an amount.
+# longer" and "how much time" ask for a duration, not an amount. "How far" is not checked: "to the outskirts
+# of Damascus" answers it.
 _EXPECTED: tuple[tuple[re.Pattern[str], tuple[re.Pattern[str], ...]], ...] = (
-    (re.compile(r"\bhow (?:much )?longer\b|\bhow long\b", re.IGNORECASE), (*_QUANTITY, _DURATION, _DISTANCE)),
-    (re.compile(r"\bhow (?:much )?(?:further|farther)\b|\bhow far\b", re.IGNORECASE), (*_QUANTITY, _DISTANCE)),
-    (re.compile(r"\bhow (?:many|much)\b", re.IGNORECASE), _QUANTITY),
-    (re.compile(r"\b(?:what|which) year\b(?! of age)", re.IGNORECASE), (re.compile(r"\d"),)),
+    (_asking(r"how (?:much )?longer|how long|how much time"), (*_QUANTITY, _DURATION)),
+    (_asking(r"how (?:many|much)"), _QUANTITY),
+    (re.compile(r"\b(?:what|which) year\b(?! of\b)", re.IGNORECASE), (re.compile(r"\d"),)),
 )
 
 
 def fits_the_question(question: str, answer: str) -> bool:
-    """False when the question asks for a quantity, distance, duration or year and ``answer`` has none."""
-    answer = answer[:1].lower() + answer[1:]  # "Many" opens a span as "many" does
+    """False when the question asks for a quantity, a duration or a year and ``answer`` has none."""
+    answer = re.sub(r"^\W*\w", lambda first: first.group().lower(), answer)  # "Many", "“Many" open as "many"
     for asks, shapes in _EXPECTED:
         if asks.search(question):
             return any(shape.search(answer) for shape in shapes)

@@ -275,10 +275,8 @@ class QAService:
         spans = self._verified(question, _distinct_spans(extracted, self.settings.reader.max_answer_chars))
         threshold = self.no_answer_threshold if threshold is None else threshold
         if not spans or spans[0].score < threshold:
-            # P(the article does not say it) ≈ 1 − P(its likeliest span is right): the likeliest of all, not only the
-            # reader's first, which the answer-shape rule may have scored 0 (that span is wrong, the article may
-            # still say it elsewhere)
-            return Answer(question=question, text=None, score=1.0 - max((span.score for span in spans), default=0.0))
+            best = spans[0].score if spans else 0.0
+            return Answer(question=question, text=None, score=1.0 - best)
         best, *rest = spans
         alternatives = []
         seen = {_normal(best.data or "")}

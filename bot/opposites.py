@@ -37,17 +37,29 @@ for _one, _other in _PAIRS:
 # Words that have an opposite only after "the": "the most popular", "the first king"; not "most people", "at
 # least", "last week", "How long did it last?".
 _AFTER_THE = {"most": "least", "least": "most", "first": "last", "last": "first"}
-_THE_WORD = re.compile(r"\b[Tt]he (most|least|first|last)\b")
+_THE_WORD = re.compile(r"\b[Tt]he\s+(most|least|first|last)\b")
+# Forms of one word: a question about the north is answered by a sentence about "northern Syria".
+_FAMILY = {
+    "northern": "north", "northernmost": "north", "southern": "south", "southernmost": "south",
+    "eastern": "east", "easternmost": "east", "western": "west", "westernmost": "west",
+    "increased": "increase", "decreased": "decrease", "imported": "imports", "exported": "exports",
+}  # fmt: skip
 _ALTERNATIVE = re.compile(r"\bor\b", re.IGNORECASE)
 WORD = re.compile(r"[A-Za-z]+")
 
 
-def _terms(text: str) -> Iterator[tuple[re.Match[str], str]]:
+def family(word: str) -> str:
+    """The word's family, lower case: "northern" and "northernmost" are "north"."""
+    word = word.casefold()
+    return _FAMILY.get(word, word)
+
+
+def _terms(text: str, first_word_counts: bool = True) -> Iterator[tuple[re.Match[str], str]]:
     """(a word's match in ``text``, its opposite in lower case) for the words that count: a pair word that is
-    not part of a name (capitalised after the text's first word), then "the most/least/first/last"."""
+    not part of a name (capitalised, except a question's first word), then "the most/least/first/last"."""
     for position, match in enumerate(WORD.finditer(text)):
         word = match.group()
-        if position and word[0].isupper():
+        if word[0].isupper() and (position or not first_word_counts):
             continue
         opposite = OPPOSITES.get(word.casefold())
         if opposite is not None:
@@ -65,19 +77,19 @@ def asked_opposites(question: str) -> Iterator[tuple[re.Match[str], str]]:
         yield from _terms(question)
 
 
-def words_of(text: str) -> set[str]:
-    """The text's words, case-folded (the unit both callers compare)."""
-    return {word.casefold() for word in WORD.findall(text)}
+def families_of(text: str) -> set[str]:
+    """The families of the text's words ("northern" counts as "north")."""
+    return {family(word) for word in WORD.findall(text)}
 
 
 def says_the_opposite(question: str, sentence: str) -> bool:
-    """Does ``sentence`` hold the opposite of a word the question asks about (by the same rules: not in a name,
-    "last" only as "the last"), and not that word itself in any form?"""
-    in_sentence = {match.group().casefold() for match, _ in _terms(sentence)}
+    """Does ``sentence`` hold the opposite of a word the question asks about (by the same rules; a sentence's
+    capitalised first word is taken for a name: "North Korea"), and no form of that word itself?"""
+    in_sentence = {family(match.group()) for match, _ in _terms(sentence, first_word_counts=False)}
     if not in_sentence:
         return False
-    every_word = words_of(sentence)
+    every_family = families_of(sentence)
     return any(
-        opposite in in_sentence and match.group().casefold() not in every_word
+        family(opposite) in in_sentence and family(match.group()) not in every_family
         for match, opposite in asked_opposites(question)
     )

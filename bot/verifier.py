@@ -33,7 +33,7 @@ from bot.answer_types import fits_the_question
 from bot.errors import ModelLoadError
 from bot.opposites import says_the_opposite
 
-# Feature names, in the order of the weights in verifier.json (a file fitted for other features is refused).
+# Feature names, in the order of the weights in verifier.json (serving refuses a file fitted for other features).
 FEATURES = (
     "reader_logit",  # logit of the reader's calibrated score (Platt: linear in the span-null margin)
     "runner_up_gap",  # reader logit minus the best other distinct span's (ambiguity among candidates)
@@ -144,14 +144,16 @@ class AnswerVerifier:
     threshold: float  # the no-answer threshold chosen with the fit (see training/fit_verifier.py)
 
     @classmethod
-    def from_file(cls, path: Path) -> AnswerVerifier:
+    def from_file(cls, path: Path, older: bool = False) -> AnswerVerifier:
+        """The verifier fitted in ``path``. Serving takes only a file fitted for exactly ``FEATURES``; ``older``
+        (``fit_verifier --baseline``) also takes one fitted before later features existed, weighing them 0 so
+        that it scores as it did when it was fitted."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             fitted = tuple(data["features"])
-            if fitted != FEATURES[: len(fitted)] or not fitted or len(data["weights"]) != len(fitted):
+            known = fitted == FEATURES or (older and fitted and fitted == FEATURES[: len(fitted)])
+            if not known or len(data["weights"]) != len(fitted):
                 raise ValueError(f"fitted for features {data['features']}, this qabot computes {list(FEATURES)}")
-            # A file fitted before later features were added weighs them 0: it scores as it did when it was fitted
-            # (``fit_verifier --baseline`` compares an older verifier on today's rows this way).
             weights = np.zeros(len(FEATURES), dtype=np.float64)
             weights[: len(fitted)] = [float(w) for w in data["weights"]]
             return cls(weights=weights, bias=float(data["bias"]), threshold=float(data["threshold"]))

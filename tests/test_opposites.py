@@ -53,6 +53,9 @@ def test_says_the_opposite_only_when_the_asked_word_is_missing():
         ("What lies west of the city?", "Fighters from the Middle East arrived."),  # a name in the sentence
         ("Who was the last king?", "He was first crowned in 911 and ruled for decades."),  # "first" not "the first"
         ("What is the largest city?", "Rouen, the largest city, is larger than the smallest town."),  # both words
+        ("What happened in the north?", "In northern Syria, rebels attacked from the south."),  # "northern"
+        ("Which areas of the east did rebels hold?", "Rebels held eastern districts; the regime held the west."),
+        ("Which missiles came from the south?", "North Korea fired missiles."),  # a name opens the sentence
     ],
 )
 def test_says_the_opposite_reads_the_sentence_by_the_same_rules(question: str, sentence: str):

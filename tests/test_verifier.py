@@ -45,23 +45,26 @@ def test_features_see_a_missing_question_word():
 
 def test_verifier_file_must_match_the_features(tmp_path: Path):
     path = tmp_path / "verifier.json"
-    path.write_text(json.dumps({"features": ["reader_logit"], "weights": [1.0], "bias": 0.0}))
-    with pytest.raises(ModelLoadError, match=r"reader\.verifier"):
-        AnswerVerifier.from_file(path)
+    path.write_text(json.dumps({"features": ["reader_logit"], "weights": [1.0], "bias": 0.0, "threshold": 0.05}))
+    with pytest.raises(ModelLoadError, match=r"reader\.verifier: .*fitted for features"):
+        AnswerVerifier.from_file(path)  # serving: a stale file that lacks later features is refused
 
 
 def test_a_verifier_fitted_before_later_features_scores_as_it_did(tmp_path: Path):
-    """An older verifier.json (fewer features, all of them a prefix of ours) weighs the later ones 0."""
+    """``fit_verifier --baseline``: an older verifier.json (fewer features, a prefix of ours) weighs the later ones
+    0; serving refuses it."""
     older = tmp_path / "older.json"
     older.write_text(json.dumps({"features": list(FEATURES[:-1]), "weights": [0.5] * (len(FEATURES) - 1),
                                  "bias": -1.0, "threshold": 0.05}))  # fmt: skip
-    verifier = AnswerVerifier.from_file(older)
+    verifier = AnswerVerifier.from_file(older, older=True)
     assert verifier.weights.tolist() == [0.5] * (len(FEATURES) - 1) + [0.0]
+    with pytest.raises(ModelLoadError, match="fitted for features"):
+        AnswerVerifier.from_file(older)  # not for serving
     reordered = tmp_path / "reordered.json"
     reordered.write_text(json.dumps({"features": list(FEATURES[1::-1]), "weights": [1.0, 1.0], "bias": 0.0,
                                      "threshold": 0.05}))  # fmt: skip
     with pytest.raises(ModelLoadError, match="fitted for features"):
-        AnswerVerifier.from_file(reordered)
+        AnswerVerifier.from_file(reordered, older=True)
 
 
 def test_config_switch(service_settings, tmp_path: Path):
@@ -125,14 +128,6 @@ def _spans_over(text: str, scored: list[tuple[str, float]]) -> list[ExtractedAns
 
 TEXT = "The opposition recaptured 35 square kilometers, and food reached 40,000 people in the east."
 QUESTION = "How many square kilometers did the opposition recapture?"
-
-
-def test_a_refusal_is_as_sure_as_the_likeliest_span_allows(qa_service: QAService):
-    """The reader's first span, "food", has no quantity: refused (P(right) 0). The refusal's certainty is not
-    1 − 0: another span, "35 square kilometers", is likely right, so the article may well say it."""
-    refusal = qa_service._to_answer(QUESTION, _spans_over(TEXT, [("food", 0.95), ("35 square kilometers", 0.9)]))
-    assert not refusal.answered
-    assert refusal.score < 0.5
 
 
 def test_alternatives_are_not_cut_short_by_a_span_the_verifier_rejects(qa_service: QAService):

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from bot.answer_types import fits_the_question
 from bot.config import load_settings, with_overrides
 from bot.evaluation import auroc, expected_calibration_error
-from bot.opposites import says_the_opposite, words_of
+from bot.opposites import families_of, family, says_the_opposite
 from bot.squad_metrics import best_over_golds, token_f1
 from bot.verifier import FEATURES, AnswerVerifier, fit_logistic, span_features
 from training.hard_negatives import antonym_question, contains_any, perturb_question, remove_answer_sentences
@@ -81,7 +81,7 @@ def build_mix(
                 if swap is not None:
                     swapped.append({"question": swap[0], "golds": [], "kind": "perturbed"})
                 turned = antonym_question(example)
-                if turned is not None and turned[2].casefold() not in words_of(text):
+                if turned is not None and family(turned[2]) not in families_of(text):
                     opposite.append({"question": turned[0], "golds": [], "kind": "antonym"})
         for title in off_corpus:
             outside += [{"question": ex.question, "golds": [], "kind": "off_corpus"} for ex in by_title[title]]
@@ -224,7 +224,7 @@ def main(
 ) -> None:
     """Fit on the ``fit`` half, report both halves, write the verifier JSON."""
     started = time.time()
-    baseline_verifier = AnswerVerifier.from_file(baseline) if baseline is not None else None
+    baseline_verifier = AnswerVerifier.from_file(baseline, older=True) if baseline is not None else None
     rows_file = work / "rows.jsonl"
     if reuse_rows:
         rows = [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines()]

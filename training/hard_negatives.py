@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from bot.chunking import sentence_spans
-from bot.opposites import asked_opposites, words_of
+from bot.opposites import asked_opposites, families_of, family
 from training.squad_data import QAExample, make_negatives
 
 # Shares of the hard-negative mix (documented in training/README.md).
@@ -202,12 +202,12 @@ def antonym_question(example: QAExample) -> tuple[str, str, str] | None:
     """(new question, old word, new word): a word of the question swapped for its opposite
     (``bot.opposites``) that the paragraph lacks while it holds the original, and that is not part of the answer;
     None when no such word exists."""
-    in_paragraph = words_of(example.context)
-    in_answers = words_of(" ".join(example.answers))
+    in_paragraph = families_of(example.context)  # "northern" counts as "north"
+    in_answers = families_of(" ".join(example.answers))
     for match, opposite in asked_opposites(example.question):
         word = match.group()
-        old = word.casefold()
-        if old not in in_paragraph or opposite in in_paragraph or old in in_answers:
+        old = family(word)
+        if old not in in_paragraph or family(opposite) in in_paragraph or old in in_answers:
             continue
         new_word = opposite.capitalize() if word[0].isupper() else opposite
         return example.question[: match.start()] + new_word + example.question[match.end() :], word, new_word
