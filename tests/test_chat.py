@@ -26,14 +26,21 @@ def chat(qa_service, *keys: str) -> list[str]:
     """Run the interactive chat on ``keys`` (typed one chunk at a time, then Ctrl-D) and return what it wrote.
 
     The chunks go in from a thread with a pause between them, as a person types: an escape sequence (Up) that
-    arrives glued to the previous line's Enter is read as typeahead of a prompt that no longer exists.
+    arrives glued to the previous line's Enter is read as typeahead of a prompt that no longer exists. After a
+    line the typist waits for its answer to be written (at most 2 s: empty lines and commands may write nothing),
+    so that a slow answer on a busy machine does not swallow the next key.
     """
     written: list[str] = []
     with create_pipe_input() as pipe:
 
         def type_keys() -> None:
             for chunk in (*keys, CTRL_D):
+                before = len(written)
                 pipe.send_text(chunk)
+                if chunk.endswith("\r"):  # a line: let its answer be written (a busy machine is slow) before typing on
+                    deadline = time.monotonic() + 2.0
+                    while len(written) == before and time.monotonic() < deadline:
+                        time.sleep(0.05)
                 time.sleep(0.3)
 
         typist = threading.Thread(target=type_keys)
