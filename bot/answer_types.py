@@ -43,6 +43,7 @@ _DURATION = re.compile(
 )
 _QUANTITY = (_NUMBER, _VAGUE_QUANTITY)
 
+
 def _asking(words: str) -> re.Pattern[str]:
     """The question asks this itself, within its first four words ("In how many …", "By how much …"), not in a
     clause about something else ("… affects how much electricity an area uses?")."""

@@ -164,7 +164,7 @@ class AnswerVerifier:
         """P(right) of each span from what the verifier reads of it (``span_features``' arguments, as
         ``bot.answering.verifier_inputs`` gives them): the regression's probability, or 0 for a span without the
         shape of answer its question asks for (``bot.answer_types``). Serving and ``fit_verifier`` both score
-        spans here, so the rule is fitted and reported exactly as served."""
+        spans here, so the threshold is chosen and the metrics reported on exactly what is served."""
         if not spans:
             return np.zeros(0)
         probabilities = self.probabilities(np.array([span_features(**span) for span in spans]))

@@ -277,7 +277,9 @@ def main(
             kind: f"{sum(r['kind'] == kind for r in opposite)} of {sum(r['kind'] == kind for r in chosen)}"
             for kind in sorted({r["kind"] for r in chosen})
         }
-        shape_misses = [r for r in chosen if r["inputs"] and not fits_the_question(r["question"], r["text"] or "")]
+        shape_misses = [
+            r for r in chosen if r["inputs"] and not fits_the_question(r["question"], r["inputs"]["answer"])
+        ]
         results[half]["answers without the shape asked for (bot.answer_types, scored 0)"] = {
             "spans": len(shape_misses),
             "right (F1 >= 0.5)": sum(1 for r in shape_misses if r["golds"] and r["f1"] >= 0.5),
@@ -293,8 +295,8 @@ def main(
         "threshold": threshold,
         "fitted_on": (
             "training/fit_verifier.py: QAService over a corpus of the SQuAD v1.1 held-out articles "
-            f"(split_by_article seed 13), half 'fit' ({len(fit_rows)} questions: answerable, answer sentence cut, "
-            f"perturbed, off-corpus{', antonym-swapped' if antonyms_per_half else ''}), seed {seed}, l2 {l2}; "
+            f"(split_by_article seed 13), half 'fit' ({len(fit_rows)} questions: "
+            f"{', '.join(sorted({r['kind'] for r in fit_rows}))}), seed {seed}, l2 {l2}; "
             "threshold: the highest (step 0.025) keeping the fit "
             f"half's answerable F1 within {max_f1_drop} points of the reader alone at {READER_THRESHOLD}"
         ),
