@@ -7,11 +7,12 @@ quantity question (``training/fit_verifier.py`` prints how often it does not, "a
 for"), so a weight would be fitted on nothing; the rule is a rule: such a span gets P(right) = 0.
 
 So it must hold for right answers: 99.5 % of SQuAD v1.1 train's gold answers to the questions it checks pass
-(``tests/test_answer_types.py``; most of the rest are noisy golds, "Wembley" for a year). Vague quantities count
-("very limited", "heavy losses", "a handful", "tripled"), and only questions whose expected shape is unambiguous
-are checked, when the question itself asks it (in its first four words): "how many/much" (a number or a
-quantity word), "how long / how much longer / how much time" (also a duration or a length), "what/which year"
-(digits). "When" and "how far" are left out: "after the war" and "to the outskirts of Damascus" answer them.
+(``pytest -s tests/test_answer_types.py -k gold`` prints it; most of the rest are noisy golds, "Wembley" for a
+year). Vague quantities count ("very limited", "heavy losses", "a handful", "tripled"), and only questions whose
+expected shape is unambiguous are checked, when the question itself asks it (in its first four words): "how
+many/much" (a number or a quantity word), "how long / how much longer / how much time" (also a duration or a
+length), "what/which year" (digits). "When" and "how far" are left out: "after the war" and "to the outskirts of
+Damascus" answer them.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from bot.config import PROJECT_ROOT
-from bot.verifier import AnswerVerifier
+from bot.verifier import AnswerVerifier, span_features
 from training.fit_verifier import build_mix, choose_threshold, main, report, verifier_scores
 from training.squad_data import DEFAULT_SQUAD_PATH
 
@@ -82,7 +82,10 @@ def test_baseline_is_reported_on_the_same_rows(tmp_path):
     expected = report(report_rows, verifier_scores(report_rows, baseline), baseline.threshold)
     assert fitted["metrics"]["report"][f"baseline {shipped} at {baseline.threshold}"] == expected
     assert f"baseline {shipped} at {fitted['threshold']}" in fitted["metrics"]["fit"]
-    assert verifier_scores(report_rows, baseline)[-1] == 0.0  # no span: nothing to be confident about
+    served = verifier_scores(report_rows, baseline)
+    with_span = np.array([span_features(**r["inputs"]) for r in report_rows[:-1]])
+    assert served[:-1] == pytest.approx(baseline.probabilities(with_span))  # these "Who" answers pass the shape rule
+    assert served[-1] == 0.0  # no span: nothing to be confident about
 
 
 @pytest.mark.skipif(not DEFAULT_SQUAD_PATH.exists(), reason=f"SQuAD data not at {DEFAULT_SQUAD_PATH}")

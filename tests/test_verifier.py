@@ -126,13 +126,10 @@ def _spans_over(text: str, scored: list[tuple[str, float]]) -> list[ExtractedAns
     return spans
 
 
-TEXT = "The opposition recaptured 35 square kilometers, and food reached 40,000 people in the east."
-QUESTION = "How many square kilometers did the opposition recapture?"
-
-
 def test_alternatives_are_not_cut_short_by_a_span_the_verifier_rejects(qa_service: QAService):
     """Spans come in the reader's order; one the verifier scores 0 in the middle does not hide those after it."""
-    spans = _spans_over(TEXT, [("35 square kilometers", 0.95), ("food", 0.9), ("40,000 people", 0.85)])
-    answer = qa_service._to_answer(QUESTION, spans)
+    text = "The opposition recaptured 35 square kilometers, and food reached 40,000 people in the east."
+    spans = _spans_over(text, [("35 square kilometers", 0.95), ("food", 0.9), ("40,000 people", 0.85)])
+    answer = qa_service._to_answer("How many square kilometers did the opposition recapture?", spans)
     assert answer.text == "35 square kilometers"
     assert [alternative.text for alternative in answer.alternatives] == ["40,000 people"]
