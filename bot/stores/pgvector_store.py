@@ -151,14 +151,16 @@ class AnyWordPgvectorDocumentStore(PgvectorDocumentStore):
         return connect({DSN_ENV: self.connection_string.resolve_value() or ""}, options=options)
 
     def _handle_hnsw(self) -> None:
-        """Create the HNSW index only when it is missing (the stock method warns on every open otherwise)."""
-        set_ef_search, index_exists, _, _ = self._build_hnsw_queries()
+        """Create the HNSW index only when it is missing (the stock method warns on every open otherwise).
+
+        ``hnsw.ef_search`` is not set here, as the stock method does: every connection starts with it
+        (``_create_connection``).
+        """
+        _, index_exists, _, _ = self._build_hnsw_queries()
         assert self._cursor is not None
         exists = self._cursor.execute(index_exists, (self.schema_name, self.table_name, self.hnsw_index_name))
         if exists.fetchone() is None:
             super()._handle_hnsw()
-        elif set_ef_search is not None:
-            self._cursor.execute(set_ef_search)
 
     def _embedding_retrieval(
         self,
