@@ -20,7 +20,6 @@ from haystack import Document, ExtractedAnswer
 
 from bot.answer import Alternative, Answer, Source
 from bot.articles import ArticleInfo
-from bot.chunking import sentences_around
 from bot.config import Settings
 from bot.errors import QabotError
 from bot.models import reader_verifier
@@ -378,7 +377,9 @@ def _sentence_around(answer: ExtractedAnswer) -> tuple[str, int, int]:
     start, end = answer.document_offset.start, answer.document_offset.end  # type: ignore[union-attr]
     starts = document.meta.get("sentence_starts") or [0]
     ends = document.meta.get("sentence_ends") or [len(content)]
-    sentence_start, sentence_end = sentences_around(starts, ends, start, end)
+    first = max((i for i, s in enumerate(starts) if s <= start), default=0)
+    last = min((i for i, e in enumerate(ends) if e >= end), default=len(ends) - 1)
+    sentence_start, sentence_end = starts[first], ends[max(first, last)]
     return content[sentence_start:sentence_end], start - sentence_start, end - sentence_start
 
 

@@ -9,7 +9,6 @@ be traced back to the sentence it comes from without re-splitting at question ti
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import asdict
 
 from haystack import Document, component
@@ -84,14 +83,6 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         if start < paragraph.end():
             spans.append((start, paragraph.end()))
     return spans
-
-
-def sentences_around(starts: Sequence[int], ends: Sequence[int], start: int, end: int) -> tuple[int, int]:
-    """Offsets of the run of sentences (``starts``/``ends``, as ``sentence_spans`` gives them) that holds the
-    characters ``start:end``: what the bot quotes beside an answer and what its verifier reads."""
-    first = max((i for i, s in enumerate(starts) if s <= start), default=0)
-    last = min((i for i, e in enumerate(ends) if e >= end), default=len(ends) - 1)
-    return starts[first], ends[max(first, last)]
 
 
 def split_long_spans(text: str, spans: list[tuple[int, int]], max_chars: int) -> list[tuple[int, int]]:

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.answer_checker import AnswerChecker
 from bot.answer_types import fits_the_question
 from bot.errors import ModelLoadError
 from bot.opposites import says_the_opposite
@@ -47,7 +46,6 @@ FEATURES = (
     "logit_x_coverage",  # reader_logit * sentence_coverage: a confident span in a sentence about the question
     "long_missing",  # long (specific) content words, 7+ letters, the passage lacks (capped at 3)
     "says_the_opposite",  # 1 when the answer's sentence holds the opposite of a word asked and not the word
-    "checker_logit",  # the answer checker's logit (bot.answer_checker): a cross-encoder's reading of the span
 )
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
@@ -101,19 +99,12 @@ def _logit(probability: float) -> float:
 
 
 def span_features(
-    question: str,
-    answer: str,
-    reader_score: float,
-    sentence: str,
-    passage: str,
-    other_scores: list[float],
-    checker_logit: float = 0.0,
+    question: str, answer: str, reader_score: float, sentence: str, passage: str, other_scores: list[float]
 ) -> np.ndarray:
     """The verifier's features (``FEATURES`` order) for one answer span.
 
     ``sentence``: the sentence(s) holding the span; ``passage``: the retrieved passage it comes from;
-    ``other_scores``: the reader scores of the question's other distinct spans; ``checker_logit``: the answer
-    checker's logit for the span (0 where the verifier has no checker and weighs it 0).
+    ``other_scores``: the reader scores of the question's other distinct spans.
     """
     asked = content_stems(question)
     in_sentence, in_passage = content_stems(sentence), content_stems(passage)
@@ -139,7 +130,6 @@ def span_features(
             logit * sentence_coverage,
             min(len(long_words - in_passage), 3),
             float(says_the_opposite(question, sentence)),
-            checker_logit,
         ],
         dtype=np.float64,
     )
@@ -152,7 +142,6 @@ class AnswerVerifier:
     weights: np.ndarray
     bias: float
     threshold: float  # the no-answer threshold chosen with the fit (see training/fit_verifier.py)
-    checker: AnswerChecker | None = None  # needed when checker_logit weighs anything
 
     @classmethod
     def from_file(cls, path: Path, older: bool = False) -> AnswerVerifier:
@@ -167,15 +156,7 @@ class AnswerVerifier:
                 raise ValueError(f"fitted for features {data['features']}, this qabot computes {list(FEATURES)}")
             weights = np.zeros(len(FEATURES), dtype=np.float64)
             weights[: len(fitted)] = [float(w) for w in data["weights"]]
-            checker = None
-            if data.get("checker"):
-                folder = path.parent / data["checker"]
-                if not (folder / "model_int8.onnx").exists():
-                    raise ValueError(f"its answer checker {folder / 'model_int8.onnx'} does not exist")
-                checker = AnswerChecker(folder)
-            elif weights[FEATURES.index("checker_logit")]:
-                raise ValueError("it weighs checker_logit but names no answer checker")
-            return cls(weights=weights, bias=float(data["bias"]), threshold=float(data["threshold"]), checker=checker)
+            return cls(weights=weights, bias=float(data["bias"]), threshold=float(data["threshold"]))
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ModelLoadError(f"reader.verifier: cannot read {path}: {error}") from error
 
@@ -186,20 +167,9 @@ class AnswerVerifier:
         spans here, so the threshold is chosen and the metrics reported on exactly what is served."""
         if not spans:
             return np.zeros(0)
-        probabilities = self.probabilities(self.features(spans))
+        probabilities = self.probabilities(np.array([span_features(**span) for span in spans]))
         fits = np.array([fits_the_question(span["question"], span["answer"]) for span in spans])
         return np.where(fits, probabilities, 0.0)
-
-    def features(self, spans: list[dict]) -> np.ndarray:
-        """The feature matrix of ``spans`` (``span_features``), the checker's logits batched in one call."""
-        logits = (
-            self.checker.logits([(s["question"], s["answer"], s["sentence"]) for s in spans])
-            if self.checker is not None
-            else np.zeros(len(spans))
-        )
-        return np.array(
-            [span_features(**span, checker_logit=float(logit)) for span, logit in zip(spans, logits, strict=True)]
-        )
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """P(right) of each row of a feature matrix: the one sigmoid that serving and ``fit_verifier`` share."""

@@ -39,8 +39,6 @@ class Prediction:
     text: str
     span_score: float  # start + end logit of the best span
     null_score: float  # start + end logit at [CLS] of the window that span is in
-    char_start: int = -1  # the span's offsets in the example's context (-1: no span)
-    char_end: int = -1
 
     @property
     def margin(self) -> float:
@@ -121,9 +119,7 @@ def predict(
         span = decoded.spans[0]
         if previous is None or span.margin > previous.margin:
             text = examples[feature.example_index].context[span.char_start : span.char_end]
-            best[feature.example_index] = Prediction(
-                text, span.margin + decoded.null_logit, decoded.null_logit, span.char_start, span.char_end
-            )
+            best[feature.example_index] = Prediction(text, span.margin + decoded.null_logit, decoded.null_logit)
     return [best[i] for i in range(len(examples))]
 
 

@@ -22,12 +22,10 @@ The per-question rows are cached in WORK/rows.jsonl (``--reuse-rows`` refits wit
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import time
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -35,13 +33,12 @@ import numpy as np
 import typer
 from tqdm import tqdm
 
-from bot.answer_checker import AnswerChecker
 from bot.answer_types import fits_the_question
 from bot.config import load_settings, with_overrides
 from bot.evaluation import auroc, expected_calibration_error
 from bot.opposites import families_of, family, says_the_opposite
 from bot.squad_metrics import best_over_golds, token_f1
-from bot.verifier import FEATURES, AnswerVerifier, fit_logistic
+from bot.verifier import FEATURES, AnswerVerifier, fit_logistic, span_features
 from training.hard_negatives import antonym_question, contains_any, perturb_question, remove_answer_sentences
 from training.squad_data import DEFAULT_SQUAD_PATH, QAExample, load_articles, split_by_article
 
@@ -217,10 +214,6 @@ def main(
     l2: float = 1.0,
     max_f1_drop: Annotated[float, typer.Option(help="Threshold rule: answerable F1 lost vs the reader alone.")] = 1.0,
     reuse_rows: Annotated[bool, typer.Option(help="Refit on WORK/rows.jsonl without asking again.")] = False,
-    checker: Annotated[
-        Path | None,
-        typer.Option(help="An answer checker folder (training/answer_checker.py export) for checker_logit."),
-    ] = None,
     baseline: Annotated[
         Path | None,
         typer.Option(
@@ -253,21 +246,15 @@ def main(
         rows = ask(settings, questions)
         rows_file.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
-    reading = AnswerVerifier(
-        np.zeros(len(FEATURES)), 0.0, READER_THRESHOLD, AnswerChecker(checker) if checker else None
-    )
-
     def arrays(half: str) -> tuple[list[dict], np.ndarray, np.ndarray]:
         chosen = [r for r in rows if r["half"] == half]
-        x = np.zeros((len(chosen), len(FEATURES)))
-        with_span = [i for i, r in enumerate(chosen) if r["inputs"]]
-        x[with_span] = reading.features([chosen[i]["inputs"] for i in with_span])
+        x = np.array([span_features(**r["inputs"]) if r["inputs"] else np.zeros(len(FEATURES)) for r in chosen])
         y = np.array([1.0 if r["golds"] and r["f1"] >= 0.5 else 0.0 for r in chosen])
         return chosen, x, y
 
     fit_rows, x_fit, y_fit = arrays("fit")
     weights, bias = fit_logistic(x_fit, y_fit, l2=l2)
-    fitted_verifier = replace(reading, weights=weights, bias=bias)  # threshold unused
+    fitted_verifier = AnswerVerifier(weights=weights, bias=bias, threshold=READER_THRESHOLD)  # threshold unused
 
     def scored(half: str) -> tuple[list[dict], np.ndarray, np.ndarray]:
         chosen = [r for r in rows if r["half"] == half]
@@ -306,7 +293,6 @@ def main(
         "weights": [round(float(w), 5) for w in weights],
         "bias": round(float(bias), 5),
         "threshold": threshold,
-        "checker": os.path.relpath(checker.resolve(), out.resolve().parent) if checker else None,
         "fitted_on": (
             "training/fit_verifier.py: QAService over a corpus of the SQuAD v1.1 held-out articles "
             f"(split_by_article seed 13), half 'fit' ({len(fit_rows)} questions: "
