@@ -19,7 +19,6 @@ from typing import NamedTuple
 from haystack import Document, ExtractedAnswer
 
 from bot.answer import Alternative, Answer, Source
-from bot.answer_types import fits_the_question
 from bot.articles import ArticleInfo
 from bot.config import Settings
 from bot.errors import QabotError
@@ -265,19 +264,6 @@ class QAService:
         self._cache.clear()
         log.info("index changed: now %s", new_index.marker)
 
-    def _refused_span_evidence(
-        self, question: str, distinct: list[ExtractedAnswer], verified: list[ExtractedAnswer]
-    ) -> float:
-        """How likely the refused best span still marks where the article answers: a refusal's certainty is 1
-        minus this. Its P(right) as served, except where the answer-shape rule (``bot.answer_types``) zeroed it:
-        the rule says that span is not the answer ("food" for "how much fuel"), not that the article is silent,
-        so the regression's own P(right) of the span stands in and the bot does not claim to be 100 % sure."""
-        if not verified:
-            return 0.0
-        if self._verifier is None or fits_the_question(question, distinct[0].data or ""):
-            return verified[0].score
-        return float(self._verifier.regression_scores([verifier_inputs(question, distinct, 0)])[0])
-
     def _verified(self, question: str, spans: list[ExtractedAnswer]) -> list[ExtractedAnswer]:
         """Each span's score replaced by the verifier's P(right) (the reader's order is kept)."""
         if self._verifier is None:
@@ -286,12 +272,11 @@ class QAService:
         return [replace(span, score=float(score)) for span, score in zip(spans, scores, strict=True)]
 
     def _to_answer(self, question: str, extracted: list[ExtractedAnswer], threshold: float | None = None) -> Answer:
-        distinct = _distinct_spans(extracted, self.settings.reader.max_answer_chars)
-        spans = self._verified(question, distinct)
+        spans = self._verified(question, _distinct_spans(extracted, self.settings.reader.max_answer_chars))
         threshold = self.no_answer_threshold if threshold is None else threshold
         if not spans or spans[0].score < threshold:
-            evidence = self._refused_span_evidence(question, distinct, spans)
-            return Answer(question=question, text=None, score=1.0 - evidence)
+            best = spans[0].score if spans else 0.0
+            return Answer(question=question, text=None, score=1.0 - best)
         best, *rest = spans
         alternatives = []
         seen = {_normal(best.data or "")}

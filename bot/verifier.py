@@ -167,14 +167,9 @@ class AnswerVerifier:
         spans here, so the threshold is chosen and the metrics reported on exactly what is served."""
         if not spans:
             return np.zeros(0)
+        probabilities = self.probabilities(np.array([span_features(**span) for span in spans]))
         fits = np.array([fits_the_question(span["question"], span["answer"]) for span in spans])
-        return np.where(fits, self.regression_scores(spans), 0.0)
-
-    def regression_scores(self, spans: list[dict]) -> np.ndarray:
-        """The regression's P(right) of each span, without the answer-shape rule."""
-        if not spans:
-            return np.zeros(0)
-        return self.probabilities(np.array([span_features(**span) for span in spans]))
+        return np.where(fits, probabilities, 0.0)
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """P(right) of each row of a feature matrix: the one sigmoid that serving and ``fit_verifier`` share."""

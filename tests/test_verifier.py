@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from haystack import Document, ExtractedAnswer
 
-from bot.answering import QAService, verifier_inputs
+from bot.answering import QAService
 from bot.config import with_overrides
 from bot.errors import ModelLoadError
 from bot.models import reader_verifier
@@ -105,16 +105,11 @@ def test_served_answer_is_refused_when_its_sentence_says_the_opposite(qa_service
     assert not north.answered, north
 
 
-def test_served_answer_without_the_shape_asked_for_is_refused(qa_service: QAService, service_settings):
+def test_served_answer_without_the_shape_asked_for_is_refused(qa_service: QAService):
     """ "How much fuel …?" over an article that says food and fuel were delivered, never how much: the reader's
     best span is "food" (the previous verifier answered it); a quantity question gets a quantity or nothing."""
     fuel = qa_service.answer("How much fuel did the government deliver?")
     assert not fuel.answered, fuel
-    # The rule says "food" is not the answer, not that the article is silent: the refusal's certainty is 1 minus
-    # the regression's own P(right) of that span, not a claimed 100 %.
-    spans, _ = qa_service.candidates("How much fuel did the government deliver?")
-    regression = reader_verifier(service_settings).regression_scores([verifier_inputs(fuel.question, spans, 0)])[0]
-    assert regression > 0.0 and fuel.score == pytest.approx(1.0 - regression)
     territory = qa_service.answer("How much territory does Alabdallah estimate the opposition recaptured?")
     assert territory.answered and "35" in (territory.text or "")
 
