@@ -6,6 +6,7 @@ below them means a regression in chunking, retrieval, the reader, the verifier o
 question is worth ~2 points on the answerable set and 2.5 on the unanswerable one.
 """
 
+from bot.answer_types import fits_the_question
 from bot.answering import QAService
 from bot.evaluation import evaluate, load_questions
 from tests.conftest import QUESTIONS_FILE, UNANSWERABLE_FILE
@@ -47,3 +48,20 @@ def test_confidence_ranks_right_answers_above_wrong_ones(qa_service: QAService):
     print(summary)
     for metric, floor in BOTH_FILES_FLOORS.items():
         assert summary[metric] >= floor, (metric, summary[metric], floor)
+
+
+def test_answer_shape_rule_decides_only_unanswerable_article_questions(qa_service: QAService):
+    """The answer-shape rule (``bot.answer_types``) scores a span 0, so a refusal it decides reads "100 % sure it
+    doesn't". The model card defends that number with this count: on the article the rule rejects the reader's
+    top span only for questions the article does not answer (``pytest -s -k shape_rule`` prints the count)."""
+    questions = load_questions(QUESTIONS_FILE) + load_questions(UNANSWERABLE_FILE)
+    decided = []
+    for question in questions:
+        spans, _ = qa_service.candidates(question.question)
+        if spans and not fits_the_question(question.question, spans[0].data or ""):
+            decided.append(question)
+    answerable = [q.question for q in decided if q.golds]
+    print(f"\nthe shape rule rejects the top span of {len(decided)} of {len(questions)} questions, "
+          f"{len(decided) - len(answerable)} of them unanswerable")  # fmt: skip
+    assert decided, "the rule decided no question: the count the model card quotes is gone"
+    assert not answerable, answerable
